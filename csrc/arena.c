@@ -1,0 +1,273 @@
+/* arena.c: the node arena (see the legend in arena.h): allocation, handles,
+ * reference counts, the free list and the lock. */
+#include "arena.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops.h"
+
+/* The arena lock. Python calls the library holding the GIL (see
+ * pygrad/_ffi_build.py), so it is rarely contended; it guards C callers and
+ * any cffi that releases the GIL. (A spinlock measured no faster.) */
+#ifdef _WIN32
+#include <windows.h>
+static SRWLOCK pg__mutex = SRWLOCK_INIT;
+void pg__lock(void) { AcquireSRWLockExclusive(&pg__mutex); }
+void pg__unlock(void) { ReleaseSRWLockExclusive(&pg__mutex); }
+#else
+#include <pthread.h>
+static pthread_mutex_t pg__mutex = PTHREAD_MUTEX_INITIALIZER;
+void pg__lock(void) { pthread_mutex_lock(&pg__mutex); }
+void pg__unlock(void) { pthread_mutex_unlock(&pg__mutex); }
+#endif
+
+pg__arena pg__A = {.epoch = 1};
+
+/* Slots are indexed by uint32_t and index 0 is reserved. */
+#define PG__MAX_SLOTS ((uint32_t)0xFFFFFFFFu)
+#define PG__MIN_SLOTS 1024u
+
+// ----------------------------------------------------------------------------
+// allocation
+
+/* Counts down to a forced failure when positive (pg_debug_fail_alloc). */
+static int64_t pg__fail_countdown = 0;
+
+void pg_debug_fail_alloc(int64_t n) {
+    pg__lock();
+    pg__fail_countdown = n > 0 ? n : 0;
+    pg__unlock();
+}
+
+void *pg__realloc(void *p, size_t bytes) {
+    if (pg__fail_countdown > 0 && --pg__fail_countdown == 0) return NULL;
+    return realloc(p, bytes);
+}
+
+int pg__grow(void **buf, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap) return PG_OK;
+    size_t want = *cap ? *cap : 64;
+    while (want < need) {
+        if (want > SIZE_MAX / 2) return PG_ENOMEM;
+        want *= 2;
+    }
+    if (want > SIZE_MAX / elem) return PG_ENOMEM;
+    void *p = pg__realloc(*buf, want * elem);
+    if (!p) return PG_ENOMEM;
+    *buf = p;
+    *cap = want;
+    return PG_OK;
+}
+
+// ----------------------------------------------------------------------------
+// making and freeing nodes
+
+int pg__reserve(uint32_t n) {
+    if (pg__A.limit > 0 && pg__A.live + n > pg__A.limit) return PG_ELIMIT;
+    /* Count the free slots we can take without walking the whole list. */
+    uint32_t from_free = 0;
+    for (uint32_t i = pg__A.free_head; i && from_free < n; i = pg__A.nodes[i].next)
+        from_free++;
+    uint32_t fresh = n - from_free;
+    if (fresh == 0) return PG_OK;
+    if (pg__A.size > PG__MAX_SLOTS - fresh) return PG_ELIMIT;
+    size_t need = (size_t)pg__A.size + fresh;
+    if (pg__A.size == 0) need += 1; /* slot 0 is reserved */
+    if (need <= pg__A.cap) return PG_OK;
+    size_t cap = pg__A.cap;
+    if (need < PG__MIN_SLOTS) need = PG__MIN_SLOTS;
+    void *nodes = pg__A.nodes;
+    int status = pg__grow(&nodes, &cap, need, sizeof(pg_node));
+    if (status != PG_OK) return status;
+    if (cap > PG__MAX_SLOTS) cap = PG__MAX_SLOTS;
+    pg__A.nodes = nodes;
+    pg__A.cap = (uint32_t)cap;
+    if (pg__A.size == 0) {
+        memset(&pg__A.nodes[0], 0, sizeof(pg_node));
+        pg__A.nodes[0].op = PG_OP_FREE;
+        pg__A.size = 1;
+    }
+    return PG_OK;
+}
+
+uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t a, uint32_t b) {
+    uint32_t i = pg__A.free_head;
+    if (i) {
+        pg__A.free_head = pg__A.nodes[i].next;
+    } else {
+        i = pg__A.size++;
+        pg__A.nodes[i].gen = 1;
+    }
+    pg_node *n = &pg__A.nodes[i];
+    n->data = data;
+    n->grad = 0.0;
+    n->k = k;
+    n->child[0] = a;
+    n->child[1] = b;
+    n->refs = 1;
+    n->mark = 0;
+    n->op = op;
+    if (a) pg__A.nodes[a].refs++;
+    if (b) pg__A.nodes[b].refs++;
+    pg__A.live++;
+    return i;
+}
+
+void pg__release(uint32_t index) {
+    if (--pg__A.nodes[index].refs) return;
+    /* Nodes whose last reference is gone wait on a stack linked through
+     * their `next` field, so a chain of any length is freed without
+     * recursion and without allocating. */
+    pg__A.nodes[index].next = 0;
+    uint32_t pending = index;
+    while (pending) {
+        pg_node *n = &pg__A.nodes[pending];
+        uint32_t freed = pending;
+        pending = n->next;
+        for (int c = 0; c < 2; c++) {
+            uint32_t ch = n->child[c];
+            if (ch && --pg__A.nodes[ch].refs == 0) {
+                pg__A.nodes[ch].next = pending;
+                pending = ch;
+            }
+        }
+        n->op = PG_OP_FREE;
+        n->gen = n->gen == 0x7FFFFFFFu ? 1 : n->gen + 1;
+        n->next = pg__A.free_head;
+        pg__A.free_head = freed;
+        pg__A.live--;
+    }
+}
+
+// ----------------------------------------------------------------------------
+// public: reading and writing nodes
+
+/* Run `expr` on the node named by `id` under the lock; `fail` if bad. */
+#define PG__WITH_NODE(id, fail, expr)          \
+    do {                                       \
+        pg__lock();                            \
+        uint32_t i_ = pg__lookup(id);          \
+        if (!i_) {                             \
+            pg__unlock();                      \
+            return (fail);                     \
+        }                                      \
+        pg_node *n_ = &pg__A.nodes[i_];        \
+        (void)n_;                              \
+        expr;                                  \
+    } while (0)
+
+double pg_data(pg_id id) {
+    double r;
+    PG__WITH_NODE(id, NAN, r = n_->data);
+    pg__unlock();
+    return r;
+}
+
+double pg_grad(pg_id id) {
+    double r;
+    PG__WITH_NODE(id, NAN, r = n_->grad);
+    pg__unlock();
+    return r;
+}
+
+double pg_k(pg_id id) {
+    double r;
+    PG__WITH_NODE(id, NAN, r = n_->k);
+    pg__unlock();
+    return r;
+}
+
+int pg_set_data(pg_id id, double data) {
+    PG__WITH_NODE(id, PG_EBADID, n_->data = data);
+    pg__unlock();
+    return PG_OK;
+}
+
+int pg_set_grad(pg_id id, double grad) {
+    PG__WITH_NODE(id, PG_EBADID, n_->grad = grad);
+    pg__unlock();
+    return PG_OK;
+}
+
+int pg_valid(pg_id id) {
+    PG__WITH_NODE(id, 0, (void)0);
+    pg__unlock();
+    return 1;
+}
+
+int pg_op(pg_id id) {
+    int r;
+    PG__WITH_NODE(id, PG_EBADID, r = n_->op);
+    pg__unlock();
+    return r;
+}
+
+pg_id pg_child(pg_id id, int c) {
+    if (c < 0 || c > 1) return PG_EBADOP;
+    pg_id r;
+    PG__WITH_NODE(id, PG_EBADID, r = n_->child[c] ? pg__handle(n_->child[c]) : 0);
+    pg__unlock();
+    return r;
+}
+
+int pg_retain(pg_id id) {
+    int r = PG_OK;
+    PG__WITH_NODE(id, PG_EBADID,
+                  if (n_->refs == UINT32_MAX) r = PG_ELIMIT; else n_->refs++);
+    pg__unlock();
+    return r;
+}
+
+int pg_release(pg_id id) {
+    PG__WITH_NODE(id, PG_EBADID, pg__release(i_));
+    pg__unlock();
+    return PG_OK;
+}
+
+// ----------------------------------------------------------------------------
+// public: the arena
+
+int64_t pg_live_nodes(void) {
+    pg__lock();
+    int64_t r = pg__A.live;
+    pg__unlock();
+    return r;
+}
+
+int64_t pg_capacity(void) {
+    pg__lock();
+    int64_t r = pg__A.size ? (int64_t)pg__A.size - 1 : 0;
+    pg__unlock();
+    return r;
+}
+
+int pg_set_node_limit(int64_t max_nodes) {
+    if (max_nodes < 0) return PG_EBADOP;
+    pg__lock();
+    pg__A.limit = max_nodes;
+    pg__unlock();
+    return PG_OK;
+}
+
+int64_t pg_node_limit(void) {
+    pg__lock();
+    int64_t r = pg__A.limit;
+    pg__unlock();
+    return r;
+}
+
+const char *pg_strerror(int status) {
+    switch (status) {
+    case PG_OK: return "ok";
+    case PG_ENOMEM: return "out of memory";
+    case PG_ELIMIT: return "the arena's node limit is reached";
+    case PG_EBADID: return "not a live node (its handle is stale or invalid)";
+    case PG_EBADOP: return "bad op or operand";
+    case PG_EDOM: return "math domain error";
+    case PG_ERANGE: return "math range error";
+    case PG_EZERODIV: return "0.0 cannot be raised to a negative power";
+    default: return "unknown status";
+    }
+}

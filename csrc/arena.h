@@ -1,0 +1,101 @@
+/* arena.h: the node arena, private to the library.
+ *
+ * Legend of a node (one slot of pg__arena.nodes):
+ *   data      the forward value
+ *   grad      d(root)/d(node), accumulated with += as micrograd does
+ *   k         the op constant (the exponent of a ** k); 0 when unused
+ *   child[2]  arena indices of the operands in order, 0 for none
+ *   refs      references: handles held by callers + parents that list it
+ *   gen       generation, bumped when the slot is freed (stale handles fail)
+ *   mark      live slot: stamp of the last topological sort that visited it
+ *   next      free slot: the next free slot (0 ends the list)
+ *   op        enum pg_op (ops.h); PG_OP_FREE while the slot is free
+ *
+ * Index 0 is reserved so that 0 can mean "no node". A handle (pg_id) is
+ * (gen << 32) | index. Slots are reused through the free list, so a loop
+ * that builds and drops a graph each iteration runs in flat memory.
+ *
+ * Locking: every public function takes the arena lock (pg__lock) and the
+ * pg__ functions below expect it to be held.
+ */
+#ifndef PG_ARENA_H
+#define PG_ARENA_H
+#include <stddef.h>
+#include <stdint.h>
+#include "pygrad.h"
+
+/* The op of a slot on the free list (ops.h lists the ops of live ones). */
+#define PG__FREE_SLOT 0xFF
+
+typedef struct pg_node {
+    double data;
+    double grad;
+    double k;
+    uint32_t child[2];
+    uint32_t refs;
+    uint32_t gen;
+    union {
+        uint32_t mark;
+        uint32_t next;
+    };
+    uint8_t op;
+} pg_node;
+
+/* One frame of the iterative depth-first search in graph.c. */
+typedef struct pg__frame {
+    uint32_t node;
+    uint32_t next_child;
+} pg__frame;
+
+typedef struct pg__arena {
+    pg_node *nodes;      /* nodes[1 .. size-1] are live or free slots */
+    uint32_t size;       /* slots handed out so far, including slot 0 */
+    uint32_t cap;        /* slots allocated */
+    uint32_t free_head;  /* first free slot, 0 if none */
+    int64_t live;        /* live nodes */
+    int64_t limit;       /* cap on live nodes; 0 means none */
+    uint32_t epoch;      /* stamp of the current topological sort (>= 1) */
+    /* Scratch for the topological sort, kept between calls. */
+    pg__frame *stack;
+    size_t stack_cap;
+    uint32_t *order;
+    size_t order_cap;
+} pg__arena;
+
+extern pg__arena pg__A;
+
+void pg__lock(void);
+void pg__unlock(void);
+
+/* realloc that the test hook can make fail; NULL on failure, p untouched. */
+void *pg__realloc(void *p, size_t bytes);
+/* Grow *buf (of *cap elements of elem bytes) to hold at least need elements,
+ * doubling; commits the new capacity only once the allocation succeeded. */
+int pg__grow(void **buf, size_t *cap, size_t need, size_t elem);
+
+/* The slot index of a live handle, or 0. */
+static inline uint32_t pg__lookup(pg_id id) {
+    if (id <= 0) return 0;
+    uint32_t index = (uint32_t)((uint64_t)id & 0xFFFFFFFFu);
+    uint32_t gen = (uint32_t)((uint64_t)id >> 32);
+    if (index == 0 || index >= pg__A.size) return 0;
+    const pg_node *n = &pg__A.nodes[index];
+    /* Free slots are never at their live generation (freeing bumps it),
+     * but check op too, so that no stale handle can pass. */
+    if (n->gen != gen || n->op == PG__FREE_SLOT) return 0;
+    return index;
+}
+
+static inline pg_id pg__handle(uint32_t index) {
+    return (pg_id)(((uint64_t)pg__A.nodes[index].gen << 32) | index);
+}
+/* Make sure n more nodes can be made without failing. */
+int pg__reserve(uint32_t n);
+/* Take a slot (after pg__reserve) and fill it; refs start at 1 and each
+ * child gains a reference. Returns the slot index. */
+uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t a, uint32_t b);
+/* Drop one reference; frees the node and, iteratively, the children it was
+ * the last to hold. */
+void pg__release(uint32_t index);
+
+#endif

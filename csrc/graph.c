@@ -1,0 +1,78 @@
+/* graph.c: the topological sort and the backward pass. */
+#include "arena.h"
+#include "ops.h"
+
+/* Start a new visit stamp. On wrap-around every live node's mark is cleared
+ * (free slots keep their `next` link, which shares the field). */
+static uint32_t pg__new_epoch(void) {
+    if (++pg__A.epoch == 0) {
+        for (uint32_t i = 1; i < pg__A.size; i++)
+            if (pg__A.nodes[i].op != PG_OP_FREE) pg__A.nodes[i].mark = 0;
+        pg__A.epoch = 1;
+    }
+    return pg__A.epoch;
+}
+
+/* Topological order of the graph under root, into pg__A.order[0 .. n).
+ *
+ * The order is exactly that of micrograd's recursive build_topo (depth
+ * first, children in operand order, a node after its children), so that
+ * gradients accumulate in the same order and match a pure-Python engine to
+ * the bit. The recursion is replaced by an explicit stack, so a chain of any
+ * length sorts. Returns n, or PG_ENOMEM with the graph untouched. */
+static int64_t pg__topo_sort(uint32_t root) {
+    uint32_t stamp = pg__new_epoch();
+    size_t depth = 0, n = 0;
+    void *stack = pg__A.stack, *order = pg__A.order;
+    int status = pg__grow(&stack, &pg__A.stack_cap, 1, sizeof(pg__frame));
+    pg__A.stack = stack;
+    if (status != PG_OK) return status;
+    pg__A.nodes[root].mark = stamp;
+    pg__A.stack[depth++] = (pg__frame){root, 0};
+    while (depth) {
+        pg__frame *top = &pg__A.stack[depth - 1];
+        const pg_node *node = &pg__A.nodes[top->node];
+        if (top->next_child < 2 && node->child[top->next_child]) {
+            uint32_t c = node->child[top->next_child++];
+            if (pg__A.nodes[c].mark == stamp) continue;
+            pg__A.nodes[c].mark = stamp;
+            if (depth == pg__A.stack_cap) {
+                status = pg__grow(&stack, &pg__A.stack_cap, depth + 1, sizeof(pg__frame));
+                pg__A.stack = stack;
+                if (status != PG_OK) return status;
+            }
+            pg__A.stack[depth++] = (pg__frame){c, 0};
+        } else {
+            if (n == pg__A.order_cap) {
+                status = pg__grow(&order, &pg__A.order_cap, n + 1, sizeof(uint32_t));
+                pg__A.order = order;
+                if (status != PG_OK) return status;
+            }
+            pg__A.order[n++] = top->node;
+            depth--;
+        }
+    }
+    return (int64_t)n;
+}
+
+int pg_backward(pg_id root) {
+    pg__lock();
+    uint32_t r = pg__lookup(root);
+    int64_t n = r ? pg__topo_sort(r) : PG_EBADID;
+    if (n < 0) {
+        pg__unlock();
+        return (int)n;
+    }
+    pg__A.nodes[r].grad = 1.0;
+    for (int64_t i = n; i-- > 0;) pg__backward_step(pg__A.order[i]);
+    pg__unlock();
+    return PG_OK;
+}
+
+int pg_backward_node(pg_id id) {
+    pg__lock();
+    uint32_t i = pg__lookup(id);
+    if (i) pg__backward_step(i);
+    pg__unlock();
+    return i ? PG_OK : PG_EBADID;
+}

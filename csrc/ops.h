@@ -1,0 +1,58 @@
+/* ops.h: the list of scalar ops, written once.
+ *
+ * PG_OP_LIST(X) calls X(name, symbol, arity, takes_k) for each op:
+ *   name     the method name, and the stem of its kernels in ops.c:
+ *            name##_forward and name##_backward
+ *   symbol   micrograd's _op string for a node made by this op
+ *   arity    number of child nodes (0 for a leaf)
+ *   takes_k  1 if the op keeps a constant in the node (a ** k)
+ * The enum, the op table, the kernel dispatch and (through pg_op_*) the
+ * Python methods and the tests all derive from this list.
+ */
+#ifndef PG_OPS_H
+#define PG_OPS_H
+#include <stdint.h>
+#include "arena.h"
+
+#define PG_OP_LIST(X)                    \
+    X(leaf, "", 0, 0)                    \
+    X(add, "+", 2, 0)                    \
+    X(mul, "*", 2, 0)                    \
+    X(pow, "**", 2, 0)                   \
+    X(powk, "**", 1, 1)                  \
+    X(relu, "ReLU", 1, 0)                \
+    X(tanh, "tanh", 1, 0)                \
+    X(sigmoid, "sigmoid", 1, 0)          \
+    X(exp, "exp", 1, 0)                  \
+    X(log, "log", 1, 0)                  \
+    X(sqrt, "sqrt", 1, 0)                \
+    X(abs, "abs", 1, 0)                  \
+    X(sin, "sin", 1, 0)                  \
+    X(cos, "cos", 1, 0)
+
+enum pg_op {
+#define PG__ENUM(name, symbol, arity, takes_k) PG_OP_##name,
+    PG_OP_LIST(PG__ENUM)
+#undef PG__ENUM
+    PG_OP_COUNT,
+    PG_OP_FREE = PG__FREE_SLOT
+};
+
+/* The operands of one node as its kernels see them. */
+typedef struct pg__vals {
+    double a, b; /* the children's data (b is 0 for a unary op) */
+    double k;    /* the op constant */
+    double out;  /* the node's data: written by forward, read by backward */
+} pg__vals;
+
+/* What one node's backward adds to its children's grads. */
+typedef struct pg__grads {
+    double a, b;
+} pg__grads;
+
+/* Compute v->out for op; PG_OK or a math error status. */
+int pg__forward(int op, pg__vals *v);
+/* Run the local backward of the node in slot index: += into its children. */
+void pg__backward_step(uint32_t index);
+
+#endif

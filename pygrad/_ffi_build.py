@@ -1,0 +1,45 @@
+"""Generate the cffi (API mode) C source of pygrad._pygrad from csrc/pygrad.h.
+
+The build (CMakeLists.txt) runs this at build time:
+    python pygrad/_ffi_build.py csrc/pygrad.h OUT.c
+and compiles OUT.c together with the C library into one extension module.
+The header is the cdef: its preprocessor lines are dropped, the rest is plain
+C declarations. Nothing here runs when pygrad is imported.
+"""
+import sys
+
+from cffi import FFI
+
+
+# cffi releases and retakes the GIL around every call, and saves and restores
+# errno through its own module: about 40 ns of a ~150 ns call, for calls that
+# mostly take well under 100 ns. pygrad's functions are short, never block and
+# never call back into Python, so they run holding the GIL; nothing in them
+# sets errno that Python reads (ffi.errno is not kept). The arena keeps its
+# own lock, so this is a cost, never a safety, decision: if cffi ever stops
+# using these macros, calls just release the GIL again.
+PREAMBLE = """
+#include "pygrad.h"
+#undef Py_BEGIN_ALLOW_THREADS
+#undef Py_END_ALLOW_THREADS
+#define Py_BEGIN_ALLOW_THREADS {
+#define Py_END_ALLOW_THREADS }
+#undef _cffi_restore_errno
+#undef _cffi_save_errno
+#define _cffi_restore_errno() ((void)0)
+#define _cffi_save_errno() ((void)0)
+"""
+
+
+def make_ffi(header_path):
+    with open(header_path) as f:
+        cdef = "".join(line for line in f if not line.lstrip().startswith("#"))
+    ffi = FFI()
+    ffi.cdef(cdef)
+    ffi.set_source("pygrad._pygrad", PREAMBLE)
+    return ffi
+
+
+if __name__ == "__main__":
+    header, out = sys.argv[1:3]
+    make_ffi(header).emit_c_code(out)

@@ -1,0 +1,322 @@
+"""pygrad.engine: micrograd's Value, with the graph and its kernels in C.
+
+A Value is a handle to a node of the C arena (csrc/). Making a Value, or
+combining Values with an operator, makes a node; backward() sorts the graph
+and runs every node's backward kernel in C. The Python object keeps its
+operands alive (so `_prev` gives back the very objects that built it) and
+releases its node when it dies.
+"""
+import numbers
+
+from ._pygrad import ffi, lib
+
+# ---- the op table, read from the C library (csrc/ops.h lists the ops once) --
+
+OPS = {ffi.string(lib.pg_op_name(i)).decode(): i for i in range(lib.pg_op_count())}
+_SYMBOLS = [ffi.string(lib.pg_op_symbol(i)).decode() for i in range(lib.pg_op_count())]
+#: The ops that are methods of Value: v.relu(), v.tanh(), v.exp(), ...
+UNARY_OPS = tuple(name for name, op in OPS.items()
+                  if lib.pg_op_arity(op) == 1 and not lib.pg_op_takes_k(op))
+_ADD, _MUL, _POW, _POWK = OPS["add"], OPS["mul"], OPS["pow"], OPS["powk"]
+
+# ---- errors: the one place a C status becomes a Python exception -----------
+
+_EXCEPTIONS = {
+    lib.PG_ENOMEM: MemoryError,
+    lib.PG_ELIMIT: MemoryError,
+    lib.PG_EBADID: ReferenceError,
+    lib.PG_EBADOP: ValueError,
+    lib.PG_EDOM: ValueError,
+    lib.PG_ERANGE: OverflowError,
+    lib.PG_EZERODIV: ZeroDivisionError,
+}
+
+
+def _show(x):
+    return repr(x.data) if isinstance(x, Value) else repr(x)
+
+
+def _fail(status, op, *operands):
+    """Raise the exception for a C status; op and operands name the call."""
+    reason = ffi.string(lib.pg_strerror(status)).decode()
+    if len(operands) == 2:
+        where = f"{_show(operands[0])} {op} {_show(operands[1])}"
+    else:
+        where = f"{op}({', '.join(_show(x) for x in operands)})"
+    raise _EXCEPTIONS.get(status, RuntimeError)(f"{where}: {reason}")
+
+
+def _as_float(x):
+    """x as a float if it is a real number (not a Value), else None."""
+    if type(x) is float or type(x) is int:
+        return float(x)
+    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+        return float(x)
+    return None
+
+
+def _real_or_raise(x, what):
+    f = _as_float(x)
+    if f is None:
+        raise TypeError(f"{what} must be a real number, not {type(x).__name__!r}")
+    return f
+
+
+_new = object.__new__
+
+
+class Value:
+    """A scalar and its gradient: micrograd's Value, computed in C."""
+
+    __slots__ = ("_id", "_a", "_b", "_label", "_user", "__weakref__")
+    __array_ufunc__ = None  # numpy scalars defer to our reflected operators
+
+    def __init__(self, data, _children=(), _op="", label=""):
+        data = _real_or_raise(data, "Value data")
+        self._a = self._b = None
+        node = lib.pg_leaf(data)
+        if node <= 0:
+            _fail(node, "Value", data)
+        self._id = node
+        if label:
+            self._label = label
+        if _children or _op:  # kept for _prev and _op; the node is a leaf
+            self._user = (tuple(_children), _op)
+
+    def __del__(self, _release=lib.pg_release):
+        try:
+            _release(self._id)
+        except AttributeError:  # __init__ raised before the node existed
+            pass
+
+    # ---- data, grad and the graph ------------------------------------------
+
+    @property
+    def data(self):
+        d = lib.pg_data(self._id)
+        if d != d and not lib.pg_valid(self._id):
+            _fail(lib.PG_EBADID, "data", self._id)
+        return d
+
+    @data.setter
+    def data(self, value):
+        if type(value) is not float and type(value) is not int:
+            value = _real_or_raise(value, "data")
+        if lib.pg_set_data(self._id, value):
+            _fail(lib.PG_EBADID, "data", self._id)
+
+    @property
+    def grad(self):
+        g = lib.pg_grad(self._id)
+        if g != g and not lib.pg_valid(self._id):
+            _fail(lib.PG_EBADID, "grad", self._id)
+        return g
+
+    @grad.setter
+    def grad(self, value):
+        if type(value) is not float and type(value) is not int:
+            value = _real_or_raise(value, "grad")
+        if lib.pg_set_grad(self._id, value):
+            _fail(lib.PG_EBADID, "grad", self._id)
+
+    @property
+    def label(self):
+        try:
+            return self._label
+        except AttributeError:
+            return ""
+
+    @label.setter
+    def label(self, value):
+        self._label = value
+
+    @property
+    def _op(self):
+        try:
+            return self._user[1]
+        except AttributeError:
+            pass
+        op = lib.pg_op(self._id)
+        if op < 0:
+            _fail(op, "_op", self._id)
+        if op == _POWK:
+            k = self._b if self._b is not None else lib.pg_k(self._id)
+            if type(k) is float and k.is_integer():
+                k = int(k)
+            return f"**{k}"
+        return _SYMBOLS[op]
+
+    @property
+    def _prev(self):
+        """The operands: the same Value objects that built this one."""
+        try:
+            return set(self._user[0])
+        except AttributeError:
+            pass
+        children = set()
+        for i in (0, 1):
+            child = lib.pg_child(self._id, i)
+            if child < 0:
+                _fail(child, "_prev", self._id)
+            if child == 0:
+                break
+            known = self._a if i == 0 else self._b
+            if not (isinstance(known, Value) and known._id == child):
+                # A node with no Python object yet (the leaf micrograd makes
+                # for a number operand): wrap it once and keep the wrapper.
+                known = _wrap(child)
+                if i == 0:
+                    self._a = known
+                else:
+                    self._b = known
+            children.add(known)
+        return children
+
+    def backward(self):
+        """Set self.grad = 1 and backpropagate through the whole graph."""
+        status = lib.pg_backward(self._id)
+        if status:
+            _fail(status, "backward", self)
+
+    def _backward(self):
+        """Run this node's local backward once (into its operands' grads)."""
+        status = lib.pg_backward_node(self._id)
+        if status:
+            _fail(status, "_backward", self)
+
+    def __repr__(self):
+        return f"Value(data={self.data}, grad={self.grad})"
+
+    # ---- operators (+, * and the unary methods are made from the C op table
+    # at the end of this file) ------------------------------------------------
+
+    def __pow__(self, other, modulo=None):  # self ** other
+        if modulo is not None:
+            return NotImplemented
+        if isinstance(other, Value):
+            return _pow_values(self, other)
+        k = _as_float(other)
+        if k is None:
+            return NotImplemented
+        node = lib.pg_apply1k(_POWK, self._id, k)
+        if node <= 0:
+            _fail(node, "**", self, other)
+        return _made(node, self, other)  # other: the exponent, for _op
+
+    def __rpow__(self, other):  # other ** self
+        base = _as_float(other)
+        return NotImplemented if base is None else Value(base) ** self
+
+    def __neg__(self):  # -self
+        return self * -1
+
+
+    def __sub__(self, other):  # self - other
+        if not isinstance(other, Value):
+            other = _as_float(other)
+            if other is None:
+                return NotImplemented
+        return self + (-other)
+
+    def __rsub__(self, other):  # other - self
+        if _as_float(other) is None:
+            return NotImplemented
+        return (-self) + other
+
+    def __truediv__(self, other):  # self / other
+        if not isinstance(other, Value):
+            other = _as_float(other)
+            if other is None:
+                return NotImplemented
+        try:
+            return self * other**-1
+        except ZeroDivisionError:
+            raise ZeroDivisionError(f"division by zero: {_show(self)} / {_show(other)}") from None
+
+    def __rtruediv__(self, other):  # other / self
+        if _as_float(other) is None:
+            return NotImplemented
+        try:
+            return self**-1 * other
+        except ZeroDivisionError:
+            raise ZeroDivisionError(f"division by zero: {_show(other)} / {_show(self)}") from None
+
+
+def _made(node, a, b):
+    """A new Value for a node just built from operands a and b."""
+    out = _new(Value)
+    out._id = node
+    out._a = a
+    out._b = b
+    return out
+
+
+def _wrap(node):
+    """A new Value for an existing node, holding a reference of its own."""
+    status = lib.pg_retain(node)
+    if status:
+        _fail(status, "_prev", node)
+    return _made(node, None, None)
+
+
+def _binary_method(op, symbol):
+    """self <op> other, where other is a Value or a real number. A number
+    operand becomes a leaf node in C (micrograd's Value(other)); _prev wraps
+    it on demand. (Written out, not through _made: this is the hot path.)"""
+    apply2, apply2n = lib.pg_apply2, lib.pg_apply2n
+
+    def method(self, other):
+        t = type(other)
+        if t is Value:
+            node = apply2(op, self._id, other._id)
+        elif t is float or t is int:
+            node = apply2n(op, self._id, other)
+            other = None
+        elif isinstance(other, Value):
+            node = apply2(op, self._id, other._id)
+        else:
+            number = _as_float(other)
+            if number is None:
+                return NotImplemented
+            node = apply2n(op, self._id, number)
+            other = None
+        if node <= 0:
+            _fail(node, symbol, self, other)
+        out = _new(Value)
+        out._id = node
+        out._a = self
+        out._b = other
+        return out
+
+    return method
+
+
+def _unary_method(name, op):
+    apply1 = lib.pg_apply1
+
+    def method(self):
+        node = apply1(op, self._id)
+        if node <= 0:
+            _fail(node, name, self)
+        out = _new(Value)
+        out._id = node
+        out._a = self
+        out._b = None
+        return out
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"{name}(self), computed in C (csrc/ops.c)."
+    return method
+
+
+Value.__add__ = Value.__radd__ = _binary_method(_ADD, "+")  # self + other, other + self
+Value.__mul__ = Value.__rmul__ = _binary_method(_MUL, "*")  # self * other, other * self
+for _name in UNARY_OPS:  # v.relu(), v.tanh(), ...: one method per unary op in C
+    setattr(Value, _name, _unary_method(_name, OPS[_name]))
+Value.__abs__ = Value.abs  # abs(v)
+_pow_values = _binary_method(_POW, "**")  # self ** other, both Values
+
+
+def live_nodes():
+    """The number of nodes alive in the C arena (for tests and leak checks)."""
+    return lib.pg_live_nodes()

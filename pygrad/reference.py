@@ -1,0 +1,219 @@
+"""pygrad.reference: the pure-Python engine, micrograd's engine.py with pygrad's ops.
+
+It is the oracle of the tests and the baseline of the benchmarks, with the
+same API as pygrad.engine and pygrad.nn. Each op does the same float
+operations, in the same order, as its kernel in csrc/ops.c, so both engines
+give the same bits on the same program. Where it departs from micrograd:
+- children are kept in operand order (`_children`) and the topological sort
+  follows it; micrograd sorts through the `_prev` set, whose order, and so
+  the order in which gradients add up, changes with object ids;
+- data is always a float, tanh is math.tanh, and the ops micrograd lacks
+  (sigmoid, log, ...) and their gradients are PyTorch's.
+Like micrograd, it recurses: graphs deeper than ~1,000 nodes need pygrad.
+"""
+import math
+import numbers
+
+from . import nn as _nn
+
+
+def _real(x):
+    if isinstance(x, numbers.Real):
+        return float(x)
+    raise TypeError(f"Value data must be a real number, not {type(x).__name__!r}")
+
+
+def _pow(a, k):
+    """a ** k under Python's rules; a non-real result is a ValueError."""
+    r = a**k
+    if isinstance(r, complex):
+        raise ValueError(f"{a!r} ** {k!r}: math domain error")
+    return r
+
+
+def _ieee_pow(a, k):
+    """C's pow(a, k): what the backward kernels use, never raising."""
+    try:
+        return _pow(a, k)
+    except ValueError:
+        return math.nan
+    except (ZeroDivisionError, OverflowError):
+        odd = k == math.floor(k) and k % 2 == 1
+        return math.copysign(math.inf, a) if odd else math.inf
+
+
+def _dpow(a, k):
+    return 0.0 if k == 0 else k * _ieee_pow(a, k - 1.0)
+
+
+class Value:
+    """stores a single scalar value and its gradient"""
+
+    def __init__(self, data, _children=(), _op="", label=""):
+        self.data = _real(data)
+        self.grad = 0.0
+        self._backward = lambda: None
+        self._children = tuple(_children)
+        self._prev = set(_children)
+        self._op = _op
+        self.label = label
+
+    def __add__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data + other.data, (self, other), "+")
+
+        def _backward():
+            self.grad += 1.0 * out.grad
+            other.grad += 1.0 * out.grad
+        out._backward = _backward
+        return out
+
+    def __mul__(self, other):
+        other = other if isinstance(other, Value) else Value(other)
+        out = Value(self.data * other.data, (self, other), "*")
+
+        def _backward():
+            self.grad += other.data * out.grad
+            other.grad += self.data * out.grad
+        out._backward = _backward
+        return out
+
+    def __pow__(self, other):
+        if isinstance(other, Value):
+            out = Value(_pow(self.data, other.data), (self, other), "**")
+
+            def _backward():
+                a, b = self.data, other.data
+                self.grad += _dpow(a, b) * out.grad
+                log_a = math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan)
+                other.grad += (0.0 if a == 0 and b >= 0 else out.data * log_a) * out.grad
+            out._backward = _backward
+            return out
+        k = _real(other)
+        out = Value(_pow(self.data, k), (self,), f"**{other}")
+
+        def _backward():
+            self.grad += _dpow(self.data, k) * out.grad
+        out._backward = _backward
+        return out
+
+    def _unary(self, data, op, local_grad):
+        """out = op(self); backward adds local_grad(out) * out.grad."""
+        out = Value(data, (self,), op)
+
+        def _backward():
+            self.grad += local_grad(out) * out.grad
+        out._backward = _backward
+        return out
+
+    def relu(self):
+        x = self.data
+        return self._unary(0.0 if x < 0 else x, "ReLU", lambda out: out.data > 0)
+
+    def tanh(self):
+        return self._unary(math.tanh(self.data), "tanh", lambda out: 1.0 - out.data * out.data)
+
+    def sigmoid(self):
+        x = self.data
+        if x >= 0:
+            s = 1.0 / (1.0 + math.exp(-x))
+        else:
+            e = math.exp(x)
+            s = e / (1.0 + e)
+        return self._unary(s, "sigmoid", lambda out: out.data * (1.0 - out.data))
+
+    def exp(self):
+        return self._unary(math.exp(self.data), "exp", lambda out: out.data)
+
+    def log(self):
+        out = Value(math.log(self.data), (self,), "log")
+
+        def _backward():
+            self.grad += out.grad / self.data
+        out._backward = _backward
+        return out
+
+    def sqrt(self):
+        out = Value(math.sqrt(self.data), (self,), "sqrt")
+
+        def _backward():
+            self.grad += out.grad / (2.0 * out.data)
+        out._backward = _backward
+        return out
+
+    def abs(self):
+        x = self.data
+        sign = 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else x
+        return self._unary(abs(x), "abs", lambda out: sign)
+
+    def sin(self):
+        x = self.data
+        return self._unary(math.sin(x), "sin", lambda out: math.cos(x))
+
+    def cos(self):
+        x = self.data
+        return self._unary(math.cos(x), "cos", lambda out: -math.sin(x))
+
+    def backward(self):
+        # topological order all of the children in the graph
+        topo = []
+        visited = set()
+
+        def build_topo(v):
+            if v not in visited:
+                visited.add(v)
+                for child in v._children:
+                    build_topo(child)
+                topo.append(v)
+        build_topo(self)
+
+        # go one variable at a time and apply the chain rule to get its gradient
+        self.grad = 1.0
+        for v in reversed(topo):
+            v._backward()
+
+    def __abs__(self):  # abs(self)
+        return self.abs()
+
+    def __neg__(self):  # -self
+        return self * -1
+
+    def __radd__(self, other):  # other + self
+        return self + other
+
+    def __sub__(self, other):  # self - other
+        return self + (-other)
+
+    def __rsub__(self, other):  # other - self
+        return other + (-self)
+
+    def __rmul__(self, other):  # other * self
+        return self * other
+
+    def __truediv__(self, other):  # self / other
+        return self * other**-1
+
+    def __rtruediv__(self, other):  # other / self
+        return other * self**-1
+
+    def __rpow__(self, other):  # other ** self
+        return Value(other) ** self
+
+    def __repr__(self):
+        return f"Value(data={self.data}, grad={self.grad})"
+
+
+# The same modules as pygrad.nn, built on this engine.
+Module = _nn.Module
+
+
+class Neuron(_nn.Neuron):
+    Value = Value
+
+
+class Layer(_nn.Layer):
+    Neuron = Neuron
+
+
+class MLP(_nn.MLP):
+    Layer = Layer
