@@ -238,7 +238,7 @@ int64_t pg_live_nodes(void) {
 
 int64_t pg_capacity(void) {
     pg__lock();
-    int64_t r = pg__A.size ? (int64_t)pg__A.size - 1 : 0;
+    int64_t r = pg__A.cap ? (int64_t)pg__A.cap - 1 : 0; /* slot 0 is reserved */
     pg__unlock();
     return r;
 }

@@ -77,7 +77,7 @@ int pg_backward_node(pg_id id);
 
 /* ---- the arena ---------------------------------------------------------- */
 int64_t pg_live_nodes(void);       /* nodes in use */
-int64_t pg_capacity(void);         /* nodes allocated, in use or free */
+int64_t pg_capacity(void);         /* nodes the arena has memory for */
 /* Cap the number of live nodes (0: no cap beyond the index range).
  * Building past the cap fails with PG_ELIMIT. */
 int pg_set_node_limit(int64_t max_nodes);

@@ -18,6 +18,14 @@ ACTIVATIONS = ("linear",) + UNARY_OPS
 _NAMES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "linear": "Linear"}
 
 
+def _inputs(x, Value):
+    """x as a sized sequence: a Value (a 1-neuron layer's output) becomes
+    [x]; an iterator becomes a list; lists, tuples and arrays pass as they are."""
+    if isinstance(x, Value):
+        return [x]
+    return x if hasattr(x, "__len__") else list(x)
+
+
 class Module:
 
     def zero_grad(self):
@@ -46,15 +54,9 @@ class Neuron(Module):
         self.nonlin = self.act != "linear"
 
     def __call__(self, x):
-        if isinstance(x, self.Value):  # the output of a 1-neuron layer
-            x = [x]
-        try:
-            n = len(x)
-        except TypeError:  # any other iterable
-            x = list(x)
-            n = len(x)
-        if n != len(self.w):
-            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {n}")
+        x = _inputs(x, self.Value)
+        if len(x) != len(self.w):
+            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}")
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         return getattr(act, self.act)() if self.nonlin else act
 
@@ -74,6 +76,7 @@ class Layer(Module):
         self.neurons = [self.Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x):
+        x = _inputs(x, self.Neuron.Value)  # once, for every neuron
         out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
