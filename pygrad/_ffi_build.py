@@ -1,4 +1,4 @@
-"""Generate the cffi (API mode) C source of pygrad._pygrad from csrc/pygrad.h.
+"""Generate the cffi (API mode) C source of the extension _pygrad from csrc/pygrad.h.
 
 The build (CMakeLists.txt) runs this at build time:
     python pygrad/_ffi_build.py csrc/pygrad.h OUT.c
@@ -36,7 +36,7 @@ def make_ffi(header_path):
         cdef = "".join(line for line in f if not line.lstrip().startswith("#"))
     ffi = FFI()
     ffi.cdef(cdef)
-    ffi.set_source("pygrad._pygrad", PREAMBLE)
+    ffi.set_source("_pygrad", PREAMBLE)
     return ffi
 
 

@@ -8,7 +8,7 @@ releases its node when it dies.
 """
 import numbers
 
-from ._pygrad import ffi, lib
+from _pygrad import ffi, lib  # the compiled C library (csrc/), bound by cffi
 
 # ---- the op table, read from the C library (csrc/ops.h lists the ops once) --
 
@@ -91,33 +91,7 @@ class Value:
 
     # ---- data, grad and the graph ------------------------------------------
 
-    @property
-    def data(self):
-        d = lib.pg_data(self._id)
-        if d != d and not lib.pg_valid(self._id):
-            _fail(lib.PG_EBADID, "data", self._id)
-        return d
-
-    @data.setter
-    def data(self, value):
-        if type(value) is not float and type(value) is not int:
-            value = _real_or_raise(value, "data")
-        if lib.pg_set_data(self._id, value):
-            _fail(lib.PG_EBADID, "data", self._id)
-
-    @property
-    def grad(self):
-        g = lib.pg_grad(self._id)
-        if g != g and not lib.pg_valid(self._id):
-            _fail(lib.PG_EBADID, "grad", self._id)
-        return g
-
-    @grad.setter
-    def grad(self, value):
-        if type(value) is not float and type(value) is not int:
-            value = _real_or_raise(value, "grad")
-        if lib.pg_set_grad(self._id, value):
-            _fail(lib.PG_EBADID, "grad", self._id)
+    # .data and .grad: see _node_field below the class.
 
     @property
     def label(self):
@@ -240,6 +214,28 @@ class Value:
             return self**-1 * other
         except ZeroDivisionError:
             raise ZeroDivisionError(f"division by zero: {_show(other)} / {_show(self)}") from None
+
+
+def _node_field(name, get, put):
+    """A property reading and writing one double of the node (data or grad)."""
+
+    def fget(self):
+        x = get(self._id)
+        if x != x and not lib.pg_valid(self._id):  # NaN: a real NaN or a stale handle
+            _fail(lib.PG_EBADID, name, self._id)
+        return x
+
+    def fset(self, value):
+        if type(value) is not float and type(value) is not int:
+            value = _real_or_raise(value, name)
+        if put(self._id, value):
+            _fail(lib.PG_EBADID, name, self._id)
+
+    return property(fget, fset, doc=f"The node's {name} (a float; assignable).")
+
+
+Value.data = _node_field("data", lib.pg_data, lib.pg_set_data)
+Value.grad = _node_field("grad", lib.pg_grad, lib.pg_set_grad)
 
 
 def _made(node, a, b):
