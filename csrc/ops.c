@@ -25,9 +25,22 @@ static int pg__pow(double a, double k, double *out) {
     return PG_OK;
 }
 
+/* Backward kernels never raise, so they meet non-real powers and division by
+ * zero that a forward kernel would reject. x86 makes those NaNs -NaN; the
+ * reference engine (pygrad/reference.py: _ieee_pow, _div) gives math.nan,
+ * +NaN. To match it to the bit, these two return NAN in exactly its cases. */
+static double pg__real_pow(double a, double k) {
+    if (a < 0.0 && isfinite(a) && isfinite(k) && k != floor(k)) return NAN;
+    return pow(a, k);
+}
+
+static double pg__div(double a, double b) {
+    return (b == 0.0 && (a == 0.0 || isnan(a))) ? NAN : a / b;
+}
+
 /* d(a**k)/da: micrograd's (k * a**(k-1)); 0 where k == 0, as in PyTorch. */
 static double pg__dpow(double a, double k) {
-    return k == 0.0 ? 0.0 : k * pow(a, k - 1.0);
+    return k == 0.0 ? 0.0 : k * pg__real_pow(a, k - 1.0);
 }
 
 // ----------------------------------------------------------------------------
@@ -62,7 +75,8 @@ static pg__grads mul_backward(const pg__vals *v, double dout) {
 
 static int pow_forward(pg__vals *v) { return pg__pow(v->a, v->b, &v->out); }
 static pg__grads pow_backward(const pg__vals *v, double dout) {
-    double db = (v->a == 0.0 && v->b >= 0.0) ? 0.0 : v->out * log(v->a);
+    double log_a = v->a > 0.0 ? log(v->a) : v->a == 0.0 ? -INFINITY : NAN;
+    double db = (v->a == 0.0 && v->b >= 0.0) ? 0.0 : v->out * log_a;
     return (pg__grads){pg__dpow(v->a, v->b) * dout, db * dout};
 }
 
@@ -126,7 +140,7 @@ static int log_forward(pg__vals *v) {
     return PG_OK;
 }
 static pg__grads log_backward(const pg__vals *v, double dout) {
-    return (pg__grads){dout / v->a, 0.0};
+    return (pg__grads){pg__div(dout, v->a), 0.0};
 }
 
 // ----------------------------------------------------------------------------
@@ -138,7 +152,7 @@ static int sqrt_forward(pg__vals *v) {
     return PG_OK;
 }
 static pg__grads sqrt_backward(const pg__vals *v, double dout) {
-    return (pg__grads){dout / (2.0 * v->out), 0.0};
+    return (pg__grads){pg__div(dout, 2.0 * v->out), 0.0};
 }
 
 // ----------------------------------------------------------------------------

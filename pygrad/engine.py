@@ -73,21 +73,31 @@ class Value:
 
     def __init__(self, data, _children=(), _op="", label=""):
         data = _real_or_raise(data, "Value data")
-        self._a = self._b = None
         node = lib.pg_leaf(data)
         if node <= 0:
             _fail(node, "Value", data)
-        self._id = node
-        if label:
-            self._label = label
-        if _children or _op:  # kept for _prev and _op; the node is a leaf
-            self._user = (tuple(_children), _op)
+        old, self._id = getattr(self, "_id", 0), node
+        if old:  # __init__ called again on a live Value: drop its old node
+            lib.pg_release(old)
+        self._a = self._b = None
+        for attr, value, given in (("_label", label, label), ("_user", (tuple(_children), _op),
+                                                              _children or _op)):
+            if given:
+                setattr(self, attr, value)  # _user: kept for _prev and _op; the node is a leaf
+            elif hasattr(self, attr):
+                delattr(self, attr)
 
     def __del__(self, _release=lib.pg_release):
         try:
             _release(self._id)
+            self._id = 0  # an explicit second __del__() must not release again
         except AttributeError:  # __init__ raised before the node existed
             pass
+
+    def __reduce__(self):
+        """copy.copy, copy.deepcopy and pickle give a new leaf Value with the
+        same data, grad and label (the graph under a result is not copied)."""
+        return _leaf_copy, (self.data, self.grad, self.label)
 
     # ---- data, grad and the graph ------------------------------------------
 
@@ -114,10 +124,10 @@ class Value:
         if op < 0:
             _fail(op, "_op", self._id)
         if op == _POWK:
-            k = self._b if self._b is not None else lib.pg_k(self._id)
-            if type(k) is float and k.is_integer():
-                k = int(k)
-            return f"**{k}"
+            if self._b is not None:  # the exponent as the user wrote it: **2, **2.0
+                return f"**{self._b}"
+            k = lib.pg_k(self._id)  # a node made in C: show 2.0 as 2
+            return f"**{int(k) if k.is_integer() else k}"
         return _SYMBOLS[op]
 
     @property
@@ -236,6 +246,12 @@ def _node_field(name, get, put):
 
 Value.data = _node_field("data", lib.pg_data, lib.pg_set_data)
 Value.grad = _node_field("grad", lib.pg_grad, lib.pg_set_grad)
+
+
+def _leaf_copy(data, grad, label):
+    v = Value(data, label=label)
+    v.grad = grad
+    return v
 
 
 def _made(node, a, b):

@@ -25,10 +25,19 @@ def _real(x):
 
 def _pow(a, k):
     """a ** k under Python's rules; a non-real result is a ValueError."""
-    r = a**k
-    if isinstance(r, complex):
+    if a < 0 and math.isfinite(a) and math.isfinite(k) and k != math.floor(k):
         raise ValueError(f"{a!r} ** {k!r}: math domain error")
-    return r
+    return a**k
+
+
+def _div(a, b):
+    """C's a / b: what the backward kernels use, never raising."""
+    try:
+        return a / b
+    except ZeroDivisionError:
+        if a == 0 or math.isnan(a):
+            return math.nan
+        return math.copysign(math.inf, a) * math.copysign(1.0, b)
 
 
 def _ieee_pow(a, k):
@@ -85,7 +94,7 @@ class Value:
             def _backward():
                 a, b = self.data, other.data
                 self.grad += _dpow(a, b) * out.grad
-                log_a = math.log(a) if a > 0 else (-math.inf if a == 0 else math.nan)
+                log_a = math.log(a) if a > 0 else -math.inf if a == 0 else math.nan
                 other.grad += (0.0 if a == 0 and b >= 0 else out.data * log_a) * out.grad
             out._backward = _backward
             return out
@@ -129,7 +138,7 @@ class Value:
         out = Value(math.log(self.data), (self,), "log")
 
         def _backward():
-            self.grad += out.grad / self.data
+            self.grad += _div(out.grad, self.data)
         out._backward = _backward
         return out
 
@@ -137,22 +146,23 @@ class Value:
         out = Value(math.sqrt(self.data), (self,), "sqrt")
 
         def _backward():
-            self.grad += out.grad / (2.0 * out.data)
+            self.grad += _div(out.grad, 2.0 * out.data)
         out._backward = _backward
         return out
 
+    # The local gradients below read the operand's data when backward runs
+    # (as mul's does, and as the C kernels do), not a copy taken at forward.
     def abs(self):
-        x = self.data
-        sign = 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else x
-        return self._unary(abs(x), "abs", lambda out: sign)
+        def sign(out):
+            x = self.data
+            return 1.0 if x > 0 else -1.0 if x < 0 else 0.0 if x == 0 else x
+        return self._unary(abs(self.data), "abs", sign)
 
     def sin(self):
-        x = self.data
-        return self._unary(math.sin(x), "sin", lambda out: math.cos(x))
+        return self._unary(math.sin(self.data), "sin", lambda out: math.cos(self.data))
 
     def cos(self):
-        x = self.data
-        return self._unary(math.cos(x), "cos", lambda out: -math.sin(x))
+        return self._unary(math.cos(self.data), "cos", lambda out: -math.sin(self.data))
 
     def backward(self):
         # topological order all of the children in the graph

@@ -140,3 +140,57 @@ def test_training_loop_returns_every_node_to_the_arena(arena_baseline):
     assert pygrad.engine.lib.pg_capacity() == capacity  # flat: slots are reused
     gc.collect()
     assert pygrad.live_nodes() == arena_baseline + params
+
+
+def test_copy_deepcopy_and_pickle_make_independent_leaves(arena_baseline):
+    import copy
+    import pickle
+    a = Value(2.0, label="a")
+    b = a * 3.0
+    b.backward()
+    for clone in (copy.copy(a), copy.deepcopy(a), pickle.loads(pickle.dumps(a)), copy.copy(b)):
+        assert clone is not a and clone._prev == set()
+        assert clone.label == ("a" if clone.data == 2.0 else "")
+        clone.data += 1.0
+        clone.grad = 7.0
+    del clone
+    gc.collect()
+    assert (a.data, a.grad, b.data) == (2.0, 3.0, 6.0)
+    assert pygrad.live_nodes() == arena_baseline + 3  # a, b and the leaf 3.0
+
+
+def test_deepcopy_and_pickle_of_a_model(arena_baseline):
+    import copy
+    import pickle
+    m = pygrad.MLP(3, [4, 1])
+    x = [1.0, -1.0, 0.5]
+    want = m(x).data
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert clone(x).data == want
+        for p in clone.parameters():
+            p.data = 0.0
+        assert m(x).data == want and clone(x).data == 0.0
+    del clone, p
+    gc.collect()
+    assert pygrad.live_nodes() == arena_baseline + len(m.parameters())
+
+
+def test_init_twice_and_del_twice_neither_leak_nor_double_free(arena_baseline):
+    v = Value(1.0)
+    keep = v * 2.0
+    for _ in range(100):
+        v.__init__(2.0, label="again")
+    assert (v.data, v.label, keep.data) == (2.0, "again", 2.0)
+    v.__del__()
+    v.__del__()
+    assert keep.data == 2.0 and keep._prev  # keep's operand node is still alive
+    del v, keep
+    gc.collect()
+    assert pygrad.live_nodes() == arena_baseline
+
+
+def test_op_string_keeps_the_exponent_as_written():
+    a = Value(2.0)
+    assert [(a**k)._op for k in (2, 2.0, -1.0, 0.5)] == ["**2", "**2.0", "**-1.0", "**0.5"]
+    r = reference.Value(2.0)
+    assert [(r**k)._op for k in (2, 2.0, -1.0, 0.5)] == ["**2", "**2.0", "**-1.0", "**0.5"]
