@@ -76,16 +76,17 @@ class Value:
         node = lib.pg_leaf(data)
         if node <= 0:
             _fail(node, "Value", data)
-        old, self._id = getattr(self, "_id", 0), node
-        if old:  # __init__ called again on a live Value: drop its old node
+        old = getattr(self, "_id", 0)
+        self._id, self._a, self._b = node, None, None
+        if old:  # __init__ called again on a live Value: start afresh
             lib.pg_release(old)
-        self._a = self._b = None
-        for attr, value, given in (("_label", label, label), ("_user", (tuple(_children), _op),
-                                                              _children or _op)):
-            if given:
-                setattr(self, attr, value)  # _user: kept for _prev and _op; the node is a leaf
-            elif hasattr(self, attr):
-                delattr(self, attr)
+            for attr in ("_label", "_user"):
+                if hasattr(self, attr):
+                    delattr(self, attr)
+        if label:
+            self._label = label
+        if _children or _op:  # kept for _prev and _op; the node is a leaf
+            self._user = (tuple(_children), _op)
 
     def __del__(self, _release=lib.pg_release):
         try:
