@@ -19,7 +19,7 @@ import time
 
 import pygrad
 import pygrad.reference
-from pygrad.workloads import train_w1, w1_model
+from pygrad.workloads import rel_diff, train_w1, w1_model
 
 # (row name, engine, way): the tutorial's classes on each engine (way (a)),
 # and pygrad.nn's MLP with the same loop (way (b)).
@@ -34,10 +34,6 @@ def run(engine, way, iters, seed):
     start = time.perf_counter()
     history = train_w1(mlp, iters)
     return time.perf_counter() - start, history
-
-
-def rel_diff(a, b):
-    return 0.0 if a == b else abs(a - b) / max(abs(a), abs(b))
 
 
 def main():

@@ -244,21 +244,28 @@ static int pg__ref_room(uint32_t i, uint32_t extra) {
     return pg__A.nodes[i].refs <= UINT32_MAX - extra;
 }
 
-/* Make the node op(a, b) or op(a; k), where a and b are slot indices (b is
- * 0 for a unary op) and b_leaf asks for a new leaf holding b_value as the
- * second child. Returns a handle or a status. */
-static pg_id pg__apply(int op, uint32_t a, uint32_t b, int b_leaf, double b_value, double k) {
+/* What the caller gives besides the first operand. */
+enum pg__second { PG__NONE, PG__K, PG__NODE, PG__NUMBER };
+
+/* Make the node op(a, second), a a slot index. second is nothing (a unary
+ * op), the op constant x (a ** k), the slot b, or a number x that becomes a
+ * new leaf, micrograd's Value(x). Every check on op and operands is here.
+ * Returns a handle or a status. */
+static pg_id pg__apply(int op, uint32_t a, enum pg__second second, uint32_t b, double x) {
     if (!pg__op_ok(op) || op == PG_OP_leaf) return PG_EBADOP;
-    int arity = pg__ops[op].arity;
-    if ((arity == 2) != (b || b_leaf)) return PG_EBADOP;
+    int binary = second == PG__NODE || second == PG__NUMBER;
+    if ((pg__ops[op].arity == 2) != binary || pg__ops[op].takes_k != (second == PG__K))
+        return PG_EBADOP;
     if (!pg__ref_room(a, a == b ? 2 : 1) || (b && !pg__ref_room(b, 1))) return PG_ELIMIT;
-    pg__vals v = {pg__A.nodes[a].data, b ? pg__A.nodes[b].data : b_value, k, 0.0};
+    double k = second == PG__K ? x : 0.0;
+    pg__vals v = {pg__A.nodes[a].data, b ? pg__A.nodes[b].data : second == PG__NUMBER ? x : 0.0,
+                  k, 0.0};
     int status = pg__forward(op, &v);
     if (status != PG_OK) return status;
-    status = pg__reserve(b_leaf ? 2 : 1);
+    status = pg__reserve(second == PG__NUMBER ? 2 : 1);
     if (status != PG_OK) return status;
-    if (b_leaf) {
-        b = pg__new_node(PG_OP_leaf, b_value, 0.0, 0, 0);
+    if (second == PG__NUMBER) {
+        b = pg__new_node(PG_OP_leaf, x, 0.0, 0, 0);
         pg__A.nodes[b].refs = 0; /* the parent's reference is its only one */
     }
     return pg__handle(pg__new_node((uint8_t)op, v.out, k, a, b));
@@ -275,9 +282,7 @@ pg_id pg_leaf(double data) {
 pg_id pg_apply1(int op, pg_id a) {
     pg__lock();
     uint32_t ia = pg__lookup(a);
-    pg_id r = !ia ? PG_EBADID
-            : (pg__op_ok(op) && pg__ops[op].takes_k) ? PG_EBADOP
-            : pg__apply(op, ia, 0, 0, 0.0, 0.0);
+    pg_id r = ia ? pg__apply(op, ia, PG__NONE, 0, 0.0) : PG_EBADID;
     pg__unlock();
     return r;
 }
@@ -285,9 +290,7 @@ pg_id pg_apply1(int op, pg_id a) {
 pg_id pg_apply1k(int op, pg_id a, double k) {
     pg__lock();
     uint32_t ia = pg__lookup(a);
-    pg_id r = !ia ? PG_EBADID
-            : !(pg__op_ok(op) && pg__ops[op].takes_k) ? PG_EBADOP
-            : pg__apply(op, ia, 0, 0, 0.0, k);
+    pg_id r = ia ? pg__apply(op, ia, PG__K, 0, k) : PG_EBADID;
     pg__unlock();
     return r;
 }
@@ -295,7 +298,7 @@ pg_id pg_apply1k(int op, pg_id a, double k) {
 pg_id pg_apply2(int op, pg_id a, pg_id b) {
     pg__lock();
     uint32_t ia = pg__lookup(a), ib = pg__lookup(b);
-    pg_id r = (!ia || !ib) ? PG_EBADID : pg__apply(op, ia, ib, 0, 0.0, 0.0);
+    pg_id r = (ia && ib) ? pg__apply(op, ia, PG__NODE, ib, 0.0) : PG_EBADID;
     pg__unlock();
     return r;
 }
@@ -303,7 +306,7 @@ pg_id pg_apply2(int op, pg_id a, pg_id b) {
 pg_id pg_apply2n(int op, pg_id a, double b) {
     pg__lock();
     uint32_t ia = pg__lookup(a);
-    pg_id r = !ia ? PG_EBADID : pg__apply(op, ia, 0, 1, b, 0.0);
+    pg_id r = ia ? pg__apply(op, ia, PG__NUMBER, 0, b) : PG_EBADID;
     pg__unlock();
     return r;
 }

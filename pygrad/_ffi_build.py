@@ -12,8 +12,8 @@ from cffi import FFI
 
 
 # cffi releases and retakes the GIL around every call, and saves and restores
-# errno through its own module: about 40 ns of a ~150 ns call, for calls that
-# mostly take well under 100 ns. pygrad's functions are short, never block and
+# errno through its own module: measured 72 ns -> 42 ns for pg_data, about 30 ns
+# of every call. pygrad's functions are short, never block and
 # never call back into Python, so they run holding the GIL; nothing in them
 # sets errno that Python reads (ffi.errno is not kept). The arena keeps its
 # own lock, so this is a cost, never a safety, decision: if cffi ever stops

@@ -48,11 +48,14 @@ def _fail(status, op, *operands):
 
 def _as_float(x):
     """x as a float if it is a real number (not a Value), else None."""
-    if type(x) is float or type(x) is int:
-        return float(x)
-    if isinstance(x, numbers.Real) and not isinstance(x, Value):
+    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
         return float(x)
     return None
+
+
+def _operand(x):
+    """x itself if it is a Value, x as a float if it is a real number, else None."""
+    return x if isinstance(x, Value) else _as_float(x)
 
 
 def _real_or_raise(x, what):
@@ -195,12 +198,10 @@ class Value:
     def __neg__(self):  # -self
         return self * -1
 
-
     def __sub__(self, other):  # self - other
-        if not isinstance(other, Value):
-            other = _as_float(other)
-            if other is None:
-                return NotImplemented
+        other = _operand(other)
+        if other is None:
+            return NotImplemented
         return self + (-other)
 
     def __rsub__(self, other):  # other - self
@@ -209,10 +210,9 @@ class Value:
         return (-self) + other
 
     def __truediv__(self, other):  # self / other
-        if not isinstance(other, Value):
-            other = _as_float(other)
-            if other is None:
-                return NotImplemented
+        other = _operand(other)
+        if other is None:
+            return NotImplemented
         try:
             return self * other**-1
         except ZeroDivisionError:
@@ -281,24 +281,22 @@ def _binary_method(op, symbol):
     def method(self, other):
         t = type(other)
         if t is Value:
-            node = apply2(op, self._id, other._id)
-        elif t is float or t is int:
-            node = apply2n(op, self._id, other)
-            other = None
+            node, operand = apply2(op, self._id, other._id), other
+        elif t is float or t is int:  # the number's leaf has no Python object yet
+            node, operand = apply2n(op, self._id, other), None
         elif isinstance(other, Value):
-            node = apply2(op, self._id, other._id)
+            node, operand = apply2(op, self._id, other._id), other
         else:
             number = _as_float(other)
             if number is None:
                 return NotImplemented
-            node = apply2n(op, self._id, number)
-            other = None
+            node, operand = apply2n(op, self._id, number), None
         if node <= 0:
             _fail(node, symbol, self, other)
         out = _new(Value)
         out._id = node
         out._a = self
-        out._b = other
+        out._b = operand
         return out
 
     return method

@@ -15,15 +15,7 @@ from .engine import UNARY_OPS, Value
 
 #: What `act` and `out_act` accept: "linear", or any unary op of Value.
 ACTIVATIONS = ("linear",) + UNARY_OPS
-_NAMES = {"relu": "ReLU", "tanh": "Tanh", "sigmoid": "Sigmoid", "linear": "Linear"}
-
-
-def _inputs(x, Value):
-    """x as a sized sequence: a Value (a 1-neuron layer's output) becomes
-    [x]; an iterator becomes a list; lists, tuples and arrays pass as they are."""
-    if isinstance(x, Value):
-        return [x]
-    return x if hasattr(x, "__len__") else list(x)
+_NAMES = {"relu": "ReLU"}  # repr names that are not act.capitalize()
 
 
 class Module:
@@ -54,9 +46,20 @@ class Neuron(Module):
         self.nonlin = self.act != "linear"
 
     def __call__(self, x):
-        x = _inputs(x, self.Value)
+        return self._forward(self._check(x))
+
+    def _check(self, x):
+        """x as a sized sequence of this neuron's input count, or ValueError.
+        A Value (a 1-neuron layer's output) becomes [x]; an iterator a list."""
+        if isinstance(x, self.Value):
+            x = [x]
+        elif not hasattr(x, "__len__"):
+            x = list(x)
         if len(x) != len(self.w):
             raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}")
+        return x
+
+    def _forward(self, x):
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         return getattr(act, self.act)() if self.nonlin else act
 
@@ -76,8 +79,9 @@ class Layer(Module):
         self.neurons = [self.Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x):
-        x = _inputs(x, self.Neuron.Value)  # once, for every neuron
-        out = [n(x) for n in self.neurons]
+        if self.neurons:
+            x = self.neurons[0]._check(x)  # once: the neurons share their inputs
+        out = [n._forward(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
     def parameters(self):

@@ -16,6 +16,13 @@ XOR_XS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 XOR_YS = [0.0, 1.0, 1.0, 0.0]
 
 
+def rel_diff(a, b):
+    """Relative difference of two results, 0 when they are equal (both inf too)."""
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b), 1e-300)
+
+
 def tutorial_classes(Value):
     """Seed 000's own Neuron, Layer and MLP, unchanged, on top of `Value`:
     tanh on every neuron, weights and bias from uniform(-1, 1)."""

@@ -19,10 +19,3 @@ def arena_baseline():
     """Live nodes before the test; the test may compare after freeing."""
     gc.collect()
     return pygrad.live_nodes()
-
-
-def rel_diff(a, b):
-    """Relative difference, 0 when both are equal (including both inf)."""
-    if a == b:
-        return 0.0
-    return abs(a - b) / max(abs(a), abs(b), 1e-300)

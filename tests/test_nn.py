@@ -7,9 +7,8 @@ import pytest
 
 import pygrad
 from pygrad import MLP, Layer, Neuron, Value, reference
-from pygrad.workloads import W1_XS, W1_YS, train_w1, train_w1b, train_xor, w1_model
+from pygrad.workloads import W1_XS, W1_YS, rel_diff, train_w1, train_w1b, train_xor, w1_model
 
-from conftest import rel_diff
 
 
 # ---- the modules ------------------------------------------------------------

@@ -11,8 +11,8 @@ import pytest
 import pygrad
 from pygrad import reference
 from pygrad.engine import OPS, UNARY_OPS
+from pygrad.workloads import rel_diff
 
-from conftest import rel_diff
 
 # Points where each unary op is smooth and real; ops not listed use ANY.
 ANY = [-2.3, -0.7, 0.4, 1.9]
