@@ -66,11 +66,9 @@ int pg__grow(void **buf, size_t *cap, size_t need, size_t elem) {
 
 int pg__reserve(uint32_t n) {
     if (pg__A.limit > 0 && pg__A.live + n > pg__A.limit) return PG_ELIMIT;
-    /* Count the free slots we can take without walking the whole list. */
-    uint32_t from_free = 0;
-    for (uint32_t i = pg__A.free_head; i && from_free < n; i = pg__A.nodes[i].next)
-        from_free++;
-    uint32_t fresh = n - from_free;
+    /* Every slot handed out (but slot 0) is live or on the free list. */
+    int64_t nfree = pg__A.size ? (int64_t)pg__A.size - 1 - pg__A.live : 0;
+    uint32_t fresh = nfree >= n ? 0 : n - (uint32_t)nfree;
     if (fresh == 0) return PG_OK;
     if (pg__A.size > PG__MAX_SLOTS - fresh) return PG_ELIMIT;
     size_t need = (size_t)pg__A.size + fresh;
@@ -224,6 +222,49 @@ int pg_release(pg_id id) {
     PG__WITH_NODE(id, PG_EBADID, pg__release(i_));
     pg__unlock();
     return PG_OK;
+}
+
+// ----------------------------------------------------------------------------
+// public: many nodes in one call
+
+/* Slot indices of n handles into pg__A.scratch, or PG_EBADID / PG_ENOMEM. */
+static int pg__lookup_all(const pg_id *ids, int64_t n) {
+    if (n < 0 || (n > 0 && !ids)) return PG_EBADOP;
+    void *buf = pg__A.scratch;
+    int status = pg__grow(&buf, &pg__A.scratch_cap, (size_t)n, sizeof(uint32_t));
+    pg__A.scratch = buf;
+    if (status != PG_OK) return status;
+    for (int64_t i = 0; i < n; i++)
+        if (!(pg__A.scratch[i] = pg__lookup(ids[i]))) return PG_EBADID;
+    return PG_OK;
+}
+
+int pg_gather(const pg_id *ids, int64_t n, int field, double *out) {
+    if ((field != PG_DATA && field != PG_GRAD) || (n > 0 && !out)) return PG_EBADOP;
+    pg__lock();
+    int status = pg__lookup_all(ids, n);
+    if (status == PG_OK) {
+        for (int64_t i = 0; i < n; i++) {
+            const pg_node *node = &pg__A.nodes[pg__A.scratch[i]];
+            out[i] = field == PG_DATA ? node->data : node->grad;
+        }
+    }
+    pg__unlock();
+    return status;
+}
+
+int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, double fill) {
+    if (field != PG_DATA && field != PG_GRAD) return PG_EBADOP;
+    pg__lock();
+    int status = pg__lookup_all(ids, n);
+    if (status == PG_OK) {
+        for (int64_t i = 0; i < n; i++) {
+            pg_node *node = &pg__A.nodes[pg__A.scratch[i]];
+            *(field == PG_DATA ? &node->data : &node->grad) = src ? src[i] : fill;
+        }
+    }
+    pg__unlock();
+    return status;
 }
 
 // ----------------------------------------------------------------------------

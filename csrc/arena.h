@@ -60,6 +60,9 @@ typedef struct pg__arena {
     size_t stack_cap;
     uint32_t *order;
     size_t order_cap;
+    /* Scratch of slot indices for calls on many nodes (pg_gather, pg_mlp). */
+    uint32_t *scratch;
+    size_t scratch_cap;
 } pg__arena;
 
 extern pg__arena pg__A;
@@ -89,6 +92,10 @@ static inline uint32_t pg__lookup(pg_id id) {
 static inline pg_id pg__handle(uint32_t index) {
     return (pg_id)(((uint64_t)pg__A.nodes[index].gen << 32) | index);
 }
+/* The topological order of the graph under root (micrograd's, see graph.c)
+ * into pg__A.order[0 .. n); returns n, or PG_ENOMEM with nothing changed. */
+int64_t pg__topo_sort(uint32_t root);
+
 /* Make sure n more nodes can be made without failing. */
 int pg__reserve(uint32_t n);
 /* Take a slot (after pg__reserve) and fill it; refs start at 1 and each

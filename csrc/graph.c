@@ -1,6 +1,6 @@
 /* graph.c: the topological sort and the backward pass. */
 #include "arena.h"
-#include "ops.h"
+#include "kernels.h"
 
 /* Start a new visit stamp. On wrap-around every live node's mark is cleared
  * (free slots keep their `next` link, which shares the field). */
@@ -20,7 +20,7 @@ static uint32_t pg__new_epoch(void) {
  * gradients accumulate in the same order and match a pure-Python engine to
  * the bit. The recursion is replaced by an explicit stack, so a chain of any
  * length sorts. Returns n, or PG_ENOMEM with the graph untouched. */
-static int64_t pg__topo_sort(uint32_t root) {
+int64_t pg__topo_sort(uint32_t root) {
     uint32_t stamp = pg__new_epoch();
     size_t depth = 0, n = 0;
     void *stack = pg__A.stack, *order = pg__A.order;
@@ -64,7 +64,7 @@ int pg_backward(pg_id root) {
         return (int)n;
     }
     pg__A.nodes[r].grad = 1.0;
-    for (int64_t i = n; i-- > 0;) pg__backward_step(pg__A.order[i]);
+    for (int64_t i = n; i-- > 0;) pg__backward_step(pg__A.nodes, pg__A.order[i]);
     pg__unlock();
     return PG_OK;
 }
@@ -72,7 +72,7 @@ int pg_backward(pg_id root) {
 int pg_backward_node(pg_id id) {
     pg__lock();
     uint32_t i = pg__lookup(id);
-    if (i) pg__backward_step(i);
+    if (i) pg__backward_step(pg__A.nodes, i);
     pg__unlock();
     return i ? PG_OK : PG_EBADID;
 }

@@ -1,7 +1,7 @@
 /* ops.h: the list of scalar ops, written once.
  *
  * PG_OP_LIST(X) calls X(name, symbol, arity, takes_k) for each op:
- *   name     the method name, and the stem of its kernels in ops.c:
+ *   name     the method name, and the stem of its kernels in kernels.h:
  *            name##_forward and name##_backward
  *   symbol   micrograd's _op string for a node made by this op
  *   arity    number of child nodes (0 for a leaf)
@@ -50,9 +50,17 @@ typedef struct pg__grads {
     double a, b;
 } pg__grads;
 
-/* Compute v->out for op; PG_OK or a math error status. */
-int pg__forward(int op, pg__vals *v);
-/* Run the local backward of the node in slot index: += into its children. */
-void pg__backward_step(uint32_t index);
+/* 1 if op is an op code of the table. */
+int pg__op_ok(int op);
+
+/* What pg__apply is given besides the first operand. */
+enum pg__second { PG__NONE, PG__K, PG__NODE, PG__NUMBER };
+
+/* Make the node op(a, second), a a slot index. second is nothing (a unary
+ * op), the op constant x (a ** k), the slot b, or a number x that becomes a
+ * new leaf, micrograd's Value(x). Every check on op and operands is here,
+ * and an error changes nothing. Returns a handle (one reference, the
+ * caller's) or a status. */
+pg_id pg__apply(int op, uint32_t a, enum pg__second second, uint32_t b, double x);
 
 #endif

@@ -68,6 +68,74 @@ pg_id pg_child(pg_id id, int i);
 int pg_retain(pg_id id);
 int pg_release(pg_id id);
 
+/* ---- many nodes in one call ------------------------------------------- */
+enum pg_field { PG_DATA = 0, PG_GRAD = 1 };
+/* out[i] = the field (PG_DATA or PG_GRAD) of ids[i], for i < n. */
+int pg_gather(const pg_id *ids, int64_t n, int field, double *out);
+/* The field of ids[i] = src[i], or = fill for every i if src is NULL
+ * (pg_scatter(ids, n, PG_GRAD, NULL, 0.0) is zero_grad). Either call checks
+ * every handle first: PG_EBADID, with nothing read or written, if one is bad. */
+int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, double fill);
+
+/* ---- networks: micrograd's MLP forward in one call ---------------------- */
+/* Layers sizes[0] -> sizes[1] -> ... -> sizes[nlayers]. params holds, layer
+ * by layer and neuron by neuron, the weights then the bias (micrograd's
+ * parameters() order). acts[l] is the op code of layer l's activation (a
+ * unary op), or 0 (the leaf code) for a linear layer. Input i is the node
+ * x[i], or, where x[i] is 0, the number xnum[i], which becomes a new leaf
+ * at each use as in micrograd (w * 2.0). Each neuron is built as micrograd's
+ * act(((b + w0*x0) + w1*x1) + ...): node for node the same graph as
+ * micrograd builds, so backward gives the same gradients. out receives the
+ * sizes[nlayers] outputs (new references; out may be NULL for one output).
+ * Returns the first output's handle (0 if there is none) or a status; on
+ * error nothing is built. */
+pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int32_t nlayers,
+             const pg_id *x, const double *xnum, pg_id *out);
+
+/* ---- optimizers: one step over every parameter in one call -------------- */
+enum pg_optim_kind { PG_SGD = 0, PG_ADAM = 1 };
+/* PyTorch's torch.optim.SGD and torch.optim.Adam (amsgrad off), update for
+ * update. SGD uses lr, momentum, dampening, weight_decay, nesterov; Adam uses
+ * lr, beta1, beta2, eps, weight_decay. With momentum and weight_decay 0, SGD
+ * is the tutorials' p.data -= lr * p.grad, to the bit. */
+typedef struct pg_optim_config {
+    int kind;
+    double lr, momentum, dampening, weight_decay;
+    int nesterov;
+    double beta1, beta2, eps;
+} pg_optim_config;
+typedef struct pg_optim pg_optim;
+/* An optimizer over n parameter nodes (it holds a reference to each), or
+ * NULL with *status set. */
+pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t n, int *status);
+void pg_optim_free(pg_optim *o);
+int pg_optim_configure(pg_optim *o, const pg_optim_config *cfg);  /* e.g. a new lr */
+int pg_optim_step(pg_optim *o);
+int64_t pg_optim_steps(const pg_optim *o);  /* steps taken so far */
+
+/* ---- replay: run a built graph again ------------------------------------ */
+/* A tape records the topological order of the graph under root (and holds a
+ * reference to root, so the graph lives as long as the tape). The graph's
+ * shape is fixed; its leaves' data may change between runs. */
+typedef struct pg_tape pg_tape;
+pg_tape *pg_tape_new(pg_id root, int *status);
+void pg_tape_free(pg_tape *t);
+int64_t pg_tape_size(const pg_tape *t);  /* nodes in the graph */
+/* Recompute every node's data from its children's, in topological order.
+ * On a math error the graph's data is put back as it was, the status is
+ * returned and *failed names the node whose op failed. */
+int pg_tape_forward(pg_tape *t, pg_id *failed);
+/* Zero every grad in the graph, set the root's to 1, and backpropagate. */
+int pg_tape_backward(pg_tape *t);
+/* iters iterations of: load row (i mod nrows) of data into the ninputs leaf
+ * nodes inputs (none if ninputs is 0), forward, losses[i] = the root's data,
+ * backward, and one step of o (if not NULL). *done receives the iterations
+ * completed. On a math error the failing iteration's forward is undone as
+ * in pg_tape_forward, and the status is returned. */
+int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
+                  const double *data, int64_t nrows, double *losses, int64_t *done,
+                  pg_id *failed);
+
 /* ---- autograd ----------------------------------------------------------- */
 /* micrograd's backward: root.grad = 1, then every node's local backward in
  * reverse topological order, accumulating with +=. No recursion. */

@@ -181,50 +181,86 @@ class Value:
     def __pow__(self, other, modulo=None):  # self ** other
         if modulo is not None:
             return NotImplemented
-        if isinstance(other, Value):
+        if type(other) is int or type(other) is float:
+            k = other
+        elif isinstance(other, Value):
             return _pow_values(self, other)
-        k = _as_float(other)
-        if k is None:
-            return NotImplemented
+        else:
+            k = _as_float(other)
+            if k is None:
+                return NotImplemented
         node = lib.pg_apply1k(_POWK, self._id, k)
         if node <= 0:
             _fail(node, "**", self, other)
-        return _made(node, self, other)  # other: the exponent, for _op
+        out = _new(Value)  # (_made, written out: a hot path)
+        out._id = node
+        out._a = self
+        out._b = other  # the exponent as written, for _op
+        return out
 
     def __rpow__(self, other):  # other ** self
         base = _as_float(other)
         return NotImplemented if base is None else Value(base) ** self
 
-    def __neg__(self):  # -self
+    # -, / and their reflections are micrograd's compositions of *, + and
+    # **, made here without a Python object for the intermediate node (which
+    # no user could hold): the graph is the same node for node.
+
+    def __neg__(self):  # -self: self * -1
         return self * -1
 
-    def __sub__(self, other):  # self - other
-        other = _operand(other)
-        if other is None:
-            return NotImplemented
-        return self + (-other)
+    def __sub__(self, other):  # self - other: self + (-other)
+        if type(other) is float or type(other) is int:
+            return self + (-other)
+        if isinstance(other, Value):
+            return _compose(_ADD, self, _MUL, other._id, -1.0, "-", self, other)
+        other = _as_float(other)
+        return NotImplemented if other is None else self + (-other)
 
-    def __rsub__(self, other):  # other - self
-        if _as_float(other) is None:
-            return NotImplemented
-        return (-self) + other
+    def __rsub__(self, other):  # other - self: (-self) + other
+        if type(other) is not float and type(other) is not int:
+            other = _as_float(other)
+            if other is None:
+                return NotImplemented
+        return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, other)
 
-    def __truediv__(self, other):  # self / other
-        other = _operand(other)
-        if other is None:
+    def __truediv__(self, other):  # self / other: self * other**-1
+        if isinstance(other, Value):
+            return _compose(_MUL, self, _POWK, other._id, -1.0, "/", self, other)
+        number = _as_float(other)
+        if number is None:
             return NotImplemented
-        try:
-            return self * other**-1
-        except ZeroDivisionError:
-            raise ZeroDivisionError(f"division by zero: {_show(self)} / {_show(other)}") from None
+        if number == 0.0:
+            raise ZeroDivisionError(f"division by zero: {_show(self)} / {_show(other)}")
+        return self * number**-1
 
-    def __rtruediv__(self, other):  # other / self
-        if _as_float(other) is None:
+    def __rtruediv__(self, other):  # other / self: self**-1 * other
+        number = _as_float(other)
+        if number is None:
             return NotImplemented
-        try:
-            return self**-1 * other
-        except ZeroDivisionError:
-            raise ZeroDivisionError(f"division by zero: {_show(other)} / {_show(self)}") from None
+        return _compose(_MUL, None, _POWK, self._id, -1.0, "/", other, self, number)
+
+
+def _compose(op, first, inner, a, x, symbol, left, right, number=None,
+             _apply1k=lib.pg_apply1k, _apply2=lib.pg_apply2, _apply2n=lib.pg_apply2n,
+             _release=lib.pg_release):
+    """The node op(first, inner(a, x)), or op(inner(a, x), number) when first
+    is None, as one new Value. inner is mul by the number x or powk with
+    exponent x; left and right name the user's operands in errors."""
+    mid = _apply2n(inner, a, x) if inner == _MUL else _apply1k(inner, a, x)
+    if mid <= 0:
+        if mid == lib.PG_EZERODIV:  # the ** -1 of a division: say what the user did
+            raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
+        _fail(mid, symbol, left, right)
+    node = _apply2n(op, mid, number) if first is None else _apply2(op, first._id, mid)
+    _release(mid)  # the new node holds it, or it goes
+    if node <= 0:
+        _fail(node, symbol, left, right)
+    out = _new(Value)
+    out._id = node
+    out._a = first
+    out._b = None
+    return out
 
 
 def _node_field(name, get, put):

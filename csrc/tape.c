@@ -1,0 +1,134 @@
+/* tape.c: replay. A tape is the recorded topological order of a graph; the
+ * graph can then be run again (forward, backward, or whole training loops)
+ * without building anything, since a node's children never change: only
+ * leaves' data does.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "kernels.h"
+#include "optim.h"
+
+struct pg_tape {
+    uint32_t root;   /* the root's slot; the tape holds a reference to it */
+    int64_t n;       /* nodes in the graph */
+    uint32_t *all;   /* every node, in topological order */
+    int64_t ncode;
+    uint32_t *code;  /* the non-leaf nodes, in topological order */
+    double *saved;   /* their data before a forward, to undo a failed one */
+};
+
+pg_tape *pg_tape_new(pg_id root, int *status) {
+    pg_tape *t = NULL;
+    pg__lock();
+    uint32_t r = pg__lookup(root);
+    int64_t n = !r ? PG_EBADID : pg__A.nodes[r].refs == UINT32_MAX ? PG_ELIMIT : pg__topo_sort(r);
+    int st = n < 0 ? (int)n : PG_OK;
+    if (st == PG_OK) {
+        t = pg__realloc(NULL, sizeof *t);
+        uint32_t *all = pg__realloc(NULL, (size_t)n * sizeof(uint32_t));
+        uint32_t *code = pg__realloc(NULL, (size_t)n * sizeof(uint32_t));
+        double *saved = pg__realloc(NULL, (size_t)n * sizeof(double));
+        if (!t || !all || !code || !saved) {
+            free(t), free(all), free(code), free(saved);
+            t = NULL;
+            st = PG_ENOMEM;
+        } else {
+            *t = (pg_tape){r, n, all, 0, code, saved};
+            memcpy(all, pg__A.order, (size_t)n * sizeof(uint32_t));
+            for (int64_t i = 0; i < n; i++)
+                if (pg__A.nodes[all[i]].op != PG_OP_leaf) code[t->ncode++] = all[i];
+            pg__A.nodes[r].refs++;
+        }
+    }
+    pg__unlock();
+    if (status) *status = st;
+    return t;
+}
+
+void pg_tape_free(pg_tape *t) {
+    if (!t) return;
+    pg__lock();
+    pg__release(t->root);
+    pg__unlock();
+    free(t->all), free(t->code), free(t->saved), free(t);
+}
+
+int64_t pg_tape_size(const pg_tape *t) { return t ? t->n : PG_EBADOP; }
+
+/* Forward over the recorded order; on a math error, undo and name the node. */
+static int pg__tape_forward(pg_tape *t, uint32_t *failed) {
+    pg_node *nodes = pg__A.nodes;
+    for (int64_t i = 0; i < t->ncode; i++) {
+        t->saved[i] = nodes[t->code[i]].data;
+        int status = pg__forward_step(nodes, t->code[i]);
+        if (status != PG_OK) {
+            *failed = t->code[i];
+            while (i-- > 0) nodes[t->code[i]].data = t->saved[i];
+            return status;
+        }
+    }
+    return PG_OK;
+}
+
+static void pg__tape_backward(pg_tape *t) {
+    pg_node *nodes = pg__A.nodes;
+    for (int64_t i = 0; i < t->n; i++) nodes[t->all[i]].grad = 0.0;
+    nodes[t->root].grad = 1.0;
+    for (int64_t i = t->ncode; i-- > 0;) pg__backward_step(nodes, t->code[i]);
+}
+
+int pg_tape_forward(pg_tape *t, pg_id *failed) {
+    if (!t) return PG_EBADOP;
+    pg__lock();
+    uint32_t bad = 0;
+    int status = pg__tape_forward(t, &bad);
+    if (failed) *failed = bad ? pg__handle(bad) : 0;
+    pg__unlock();
+    return status;
+}
+
+int pg_tape_backward(pg_tape *t) {
+    if (!t) return PG_EBADOP;
+    pg__lock();
+    pg__tape_backward(t);
+    pg__unlock();
+    return PG_OK;
+}
+
+int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
+                  const double *data, int64_t nrows, double *losses, int64_t *done,
+                  pg_id *failed) {
+    if (done) *done = 0;
+    if (failed) *failed = 0;
+    if (!t || iters < 0 || (iters > 0 && !losses) || ninputs < 0 ||
+        (ninputs > 0 && (!inputs || !data || nrows < 1)))
+        return PG_EBADOP;
+    uint32_t *in = pg__realloc(NULL, (size_t)(ninputs ? ninputs : 1) * sizeof(uint32_t));
+    if (!in) return PG_ENOMEM;
+    pg__lock();
+    int status = PG_OK;
+    for (int64_t j = 0; j < ninputs && status == PG_OK; j++)
+        if (!(in[j] = pg__lookup(inputs[j]))) status = PG_EBADID;
+    int64_t i = 0;
+    for (; i < iters && status == PG_OK; i++) {
+        pg_node *nodes = pg__A.nodes;
+        const double *row = ninputs ? data + (i % nrows) * ninputs : NULL;
+        for (int64_t j = 0; j < ninputs; j++) nodes[in[j]].data = row[j];
+        uint32_t bad = 0;
+        status = pg__tape_forward(t, &bad);
+        if (status != PG_OK) {
+            if (failed) *failed = pg__handle(bad);
+            break;
+        }
+        losses[i] = nodes[t->root].data;
+        if (o) pg__optim_zero_grads(o);
+        pg__tape_backward(t);
+        if (o) pg__optim_update(o);
+    }
+    pg__unlock();
+    free(in);
+    if (done) *done = i;
+    return status;
+}

@@ -1,0 +1,87 @@
+"""pygrad.arrays: many Values' data and grads in one C call, as numpy arrays.
+
+    params = mlp.parameters()
+    w = pygrad.get_data(params)          # a numpy float64 copy, in that order
+    pygrad.set_data(params, w * 0.5)     # write them all back
+    pygrad.get_grad(params), pygrad.set_grad(params, 0.0)
+
+Each takes a list of Values (or a Module: its parameters) and makes one C
+call however many there are. The arrays are copies: a node's data lives in
+the C arena, which moves when it grows, so no view of it could stay valid.
+"""
+from _pygrad import ffi, lib
+
+from .engine import Value, _fail
+
+
+class Handles:
+    """Values as an array of C handles, kept alive with the Values."""
+
+    __slots__ = ("values", "array", "n")
+
+    def __init__(self, values):
+        values = list(values)
+        for v in values:
+            if not isinstance(v, Value):
+                raise TypeError(f"expected pygrad Values, got {type(v).__name__!r}")
+        self.values = values  # keeps every node alive while the array is used
+        self.array = ffi.new("pg_id[]", [v._id for v in values])
+        self.n = len(values)
+
+
+def handles(values):
+    """Handles for values (a list of Values, a Module, or Handles)."""
+    if isinstance(values, Handles):
+        return values
+    if hasattr(values, "_handles"):  # a Module
+        return values._handles()
+    return Handles(values)
+
+
+def _numpy():
+    import numpy  # a dependency of pygrad, imported when first needed
+
+    return numpy
+
+
+def _get(values, field, what):
+    h = handles(values)
+    out = _numpy().empty(h.n, dtype="float64")
+    status = lib.pg_gather(h.array, h.n, field, ffi.from_buffer("double[]", out))
+    if status:
+        _fail(status, what, *h.values[:1])
+    return out
+
+
+def _set(values, field, src, what):
+    h = handles(values)
+    np = _numpy()
+    if np.ndim(src) == 0:
+        status = lib.pg_scatter(h.array, h.n, field, ffi.NULL, float(src))
+    else:
+        a = np.ascontiguousarray(src, dtype="float64")
+        if a.shape != (h.n,):
+            raise ValueError(f"{what}: expected {h.n} values, got an array of shape {a.shape}")
+        status = lib.pg_scatter(h.array, h.n, field, ffi.from_buffer("double[]", a), 0.0)
+    if status:
+        _fail(status, what, *h.values[:1])
+
+
+def get_data(values):
+    """The data of each Value, as a new float64 numpy array."""
+    return _get(values, lib.PG_DATA, "get_data")
+
+
+def get_grad(values):
+    """The grad of each Value, as a new float64 numpy array."""
+    return _get(values, lib.PG_GRAD, "get_grad")
+
+
+def set_data(values, src):
+    """Set each Value's data from src (one number per Value, or a scalar for all)."""
+    _set(values, lib.PG_DATA, src, "set_data")
+
+
+def set_grad(values, src):
+    """Set each Value's grad from src (one number per Value, or a scalar for all)."""
+    _set(values, lib.PG_GRAD, src, "set_grad")
