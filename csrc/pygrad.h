@@ -121,10 +121,16 @@ typedef struct pg_tape pg_tape;
 pg_tape *pg_tape_new(pg_id root, int *status);
 void pg_tape_free(pg_tape *t);
 int64_t pg_tape_size(const pg_tape *t);  /* nodes in the graph */
+/* What failed in a replay: the node whose op raised, and its operands'
+ * data at that moment (b is 0 for a unary op). */
+typedef struct pg_failure {
+    pg_id node;
+    double a, b;
+} pg_failure;
 /* Recompute every node's data from its children's, in topological order.
  * On a math error the graph's data is put back as it was, the status is
- * returned and *failed names the node whose op failed. */
-int pg_tape_forward(pg_tape *t, pg_id *failed);
+ * returned and *failed (if not NULL) says what failed. */
+int pg_tape_forward(pg_tape *t, pg_failure *failed);
 /* Zero every grad in the graph, set the root's to 1, and backpropagate. */
 int pg_tape_backward(pg_tape *t);
 /* iters iterations of: load row (i mod nrows) of data into the ninputs leaf
@@ -134,7 +140,7 @@ int pg_tape_backward(pg_tape *t);
  * in pg_tape_forward, and the status is returned. */
 int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
                   const double *data, int64_t nrows, double *losses, int64_t *done,
-                  pg_id *failed);
+                  pg_failure *failed);
 
 /* ---- autograd ----------------------------------------------------------- */
 /* micrograd's backward: root.grad = 1, then every node's local backward in

@@ -57,14 +57,18 @@ void pg_tape_free(pg_tape *t) {
 
 int64_t pg_tape_size(const pg_tape *t) { return t ? t->n : PG_EBADOP; }
 
-/* Forward over the recorded order; on a math error, undo and name the node. */
-static int pg__tape_forward(pg_tape *t, uint32_t *failed) {
+/* Forward over the recorded order; on a math error, say what failed (if
+ * failed is not NULL) and undo. */
+static int pg__tape_forward(pg_tape *t, pg_failure *failed) {
     pg_node *nodes = pg__A.nodes;
     for (int64_t i = 0; i < t->ncode; i++) {
         t->saved[i] = nodes[t->code[i]].data;
         int status = pg__forward_step(nodes, t->code[i]);
         if (status != PG_OK) {
-            *failed = t->code[i];
+            const pg_node *n = &nodes[t->code[i]];
+            if (failed)
+                *failed = (pg_failure){pg__handle(t->code[i]), nodes[n->child[0]].data,
+                                       n->child[1] ? nodes[n->child[1]].data : 0.0};
             while (i-- > 0) nodes[t->code[i]].data = t->saved[i];
             return status;
         }
@@ -79,12 +83,10 @@ static void pg__tape_backward(pg_tape *t) {
     for (int64_t i = t->ncode; i-- > 0;) pg__backward_step(nodes, t->code[i]);
 }
 
-int pg_tape_forward(pg_tape *t, pg_id *failed) {
+int pg_tape_forward(pg_tape *t, pg_failure *failed) {
     if (!t) return PG_EBADOP;
     pg__lock();
-    uint32_t bad = 0;
-    int status = pg__tape_forward(t, &bad);
-    if (failed) *failed = bad ? pg__handle(bad) : 0;
+    int status = pg__tape_forward(t, failed);
     pg__unlock();
     return status;
 }
@@ -99,9 +101,8 @@ int pg_tape_backward(pg_tape *t) {
 
 int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
                   const double *data, int64_t nrows, double *losses, int64_t *done,
-                  pg_id *failed) {
+                  pg_failure *failed) {
     if (done) *done = 0;
-    if (failed) *failed = 0;
     if (!t || iters < 0 || (iters > 0 && !losses) || ninputs < 0 ||
         (ninputs > 0 && (!inputs || !data || nrows < 1)))
         return PG_EBADOP;
@@ -116,12 +117,8 @@ int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, i
         pg_node *nodes = pg__A.nodes;
         const double *row = ninputs ? data + (i % nrows) * ninputs : NULL;
         for (int64_t j = 0; j < ninputs; j++) nodes[in[j]].data = row[j];
-        uint32_t bad = 0;
-        status = pg__tape_forward(t, &bad);
-        if (status != PG_OK) {
-            if (failed) *failed = pg__handle(bad);
-            break;
-        }
+        status = pg__tape_forward(t, failed);
+        if (status != PG_OK) break;
         losses[i] = nodes[t->root].data;
         if (o) pg__optim_zero_grads(o);
         pg__tape_backward(t);

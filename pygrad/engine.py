@@ -36,14 +36,16 @@ def _show(x):
     return repr(x.data) if isinstance(x, Value) else repr(x)
 
 
-def _fail(status, op, *operands):
+def _fail(status, op, *operands, note=""):
     """Raise the exception for a C status; op and operands name the call."""
     reason = ffi.string(lib.pg_strerror(status)).decode()
     if len(operands) == 2:
         where = f"{_show(operands[0])} {op} {_show(operands[1])}"
+    elif not operands:
+        where = op
     else:
         where = f"{op}({', '.join(_show(x) for x in operands)})"
-    raise _EXCEPTIONS.get(status, RuntimeError)(f"{where}: {reason}")
+    raise _EXCEPTIONS.get(status, RuntimeError)(f"{where}: {reason}" + (f" ({note})" if note else ""))
 
 
 def _as_float(x):

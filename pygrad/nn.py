@@ -147,7 +147,7 @@ class _CNet:
         p = self.params
         node = lib.pg_mlp(p.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
         if node < 0:
-            _fail(node, f"{self.name} forward")
+            _fail(node, f"{self.name} forward, an activation")
         if self.nout == 1:
             return _made(node, None, None)
         return [_made(out[j], None, None) for j in range(self.nout)]

@@ -1,0 +1,137 @@
+"""pygrad.optim: SGD and Adam, each step one C call over every parameter.
+
+    opt = pygrad.optim.SGD(model.parameters(), lr=0.01)
+    for ...:
+        loss = ...
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+Updates are PyTorch's (torch.optim.SGD and torch.optim.Adam, amsgrad off),
+operation for operation (csrc/optim.c). Plain SGD is exactly the tutorials'
+`p.data -= lr * p.grad`. Hyperparameters can be changed between steps
+(`opt.lr = 0.1`). An optimizer is also what Tape.train steps in C.
+"""
+from _pygrad import ffi, lib
+
+from .arrays import handles
+from .engine import _fail
+
+
+class Optimizer:
+    """What SGD and Adam share: the parameters, the C optimizer, settings."""
+
+    _KIND = None
+    _SETTINGS = ()
+
+    def __init__(self, params, **settings):
+        self._params = handles(params)
+        if self._params is None:
+            raise TypeError(f"{type(self).__name__} needs pygrad Values as parameters")
+        self._settings = dict(settings)
+        cfg = self._config(self._settings)
+        status = ffi.new("int *")
+        ptr = lib.pg_optim_new(cfg, self._params.array, self._params.n, status)
+        if ptr == ffi.NULL:
+            _fail(status[0], type(self).__name__)
+        self._c = ffi.gc(ptr, lib.pg_optim_free)
+
+    def _config(self, s):
+        cfg = ffi.new("pg_optim_config *")
+        cfg.kind = self._KIND
+        for name, value in s.items():
+            if name == "nesterov":
+                cfg.nesterov = bool(value)
+            elif name == "betas":
+                cfg.beta1, cfg.beta2 = (float(b) for b in value)
+            else:
+                setattr(cfg, name, float(value))
+        return cfg
+
+    def _check(self, s):
+        """ValueError for settings torch.optim would refuse."""
+        raise NotImplementedError
+
+    @property
+    def params(self):
+        """The parameters, in the order given."""
+        return list(self._params.values)
+
+    @property
+    def steps(self):
+        """Steps taken so far (by step() and by Tape.train)."""
+        return lib.pg_optim_steps(self._c)
+
+    def step(self):
+        """One update of every parameter from its grad."""
+        lib.pg_optim_step(self._c)
+
+    def zero_grad(self):
+        """Set every parameter's grad to 0."""
+        p = self._params
+        lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
+
+    def __getattr__(self, name):
+        settings = self.__dict__.get("_settings", {})
+        if name in settings:
+            return settings[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __setattr__(self, name, value):
+        if name in self._SETTINGS:  # a new learning rate, say: takes effect at the next step
+            settings = dict(self._settings, **{name: value})
+            self._check(settings)
+            if lib.pg_optim_configure(self._c, self._config(settings)) != lib.PG_OK:
+                raise ValueError(f"invalid {type(self).__name__} setting {name}={value!r}")
+            self._settings = settings
+        else:
+            object.__setattr__(self, name, value)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
+        return f"{type(self).__name__}({self._params.n} parameters, {args})"
+
+
+def _non_negative(settings, *names):
+    for name in names:
+        value = settings[name]
+        if not (float(value) >= 0.0) or value == float("inf"):
+            raise ValueError(f"invalid {name}: {value!r} (must be a finite number >= 0)")
+
+
+class SGD(Optimizer):
+    """torch.optim.SGD: p -= lr * g, with optional momentum, dampening,
+    Nesterov momentum and weight decay (L2 added to the gradient)."""
+
+    _KIND = lib.PG_SGD
+    _SETTINGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+
+    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
+                 nesterov=False):
+        settings = dict(lr=lr, momentum=momentum, dampening=dampening,
+                        weight_decay=weight_decay, nesterov=nesterov)
+        self._check(settings)
+        super().__init__(params, **settings)
+
+    def _check(self, s):
+        _non_negative(s, "lr", "momentum", "weight_decay")
+        if s["nesterov"] and (s["momentum"] <= 0 or s["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum > 0 and zero dampening")
+
+
+class Adam(Optimizer):
+    """torch.optim.Adam (amsgrad off): bias-corrected first and second
+    moments, with optional weight decay (L2 added to the gradient)."""
+
+    _KIND = lib.PG_ADAM
+    _SETTINGS = ("lr", "betas", "eps", "weight_decay")
+
+    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        settings = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+        self._check(settings)
+        super().__init__(params, **settings)
+
+    def _check(self, s):
+        _non_negative(s, "lr", "eps", "weight_decay")
+        if len(s["betas"]) != 2 or not all(0.0 <= float(b) < 1.0 for b in s["betas"]):
+            raise ValueError(f"invalid betas: {s['betas']!r} (each must be in [0, 1))")

@@ -1,0 +1,117 @@
+"""pygrad.replay: run a built graph again, without rebuilding it from Python.
+
+A training loop on a fixed-shape model rebuilds the same graph every
+iteration; only the numbers change. A Tape records a graph once, then runs
+it again in C: put new data in its leaves (the inputs, the parameters),
+forward() recomputes every node in the recorded topological order,
+backward() zeroes the graph's grads and backpropagates. train() runs a whole
+loop, forward, backward and an optimizer step per iteration, in one C call.
+
+    xs = [[pygrad.Value(v) for v in row] for row in data]   # input leaves
+    loss = loss_of(model, xs)                               # built once
+    tape = pygrad.Tape(loss)
+    history = tape.train(100_000, pygrad.optim.SGD(model.parameters(), lr=0.01))
+
+When replay is valid: the graph's shape is fixed when it is recorded. The
+tape recomputes the same ops on the same nodes; Python code that built the
+graph does not run again. So a graph whose shape depends on the data (an `if
+x.data > 0` in the model, a loop over a data-dependent count, a different
+number of samples per batch) must be rebuilt, not replayed. Constants baked
+in as numbers (`y - 1.0`) stay as they were; feed anything that changes
+through leaf Values. Replay gives exactly the numbers a rebuild would give,
+bit for bit, because it runs the same kernels over the same order.
+"""
+from _pygrad import ffi, lib
+
+from .arrays import handles
+from .engine import _SYMBOLS, Value, _fail
+
+
+class Tape:
+    """A recorded graph (everything under root) that can be run again."""
+
+    def __init__(self, root):
+        if not isinstance(root, Value):
+            raise TypeError(f"Tape needs a pygrad Value, not {type(root).__name__!r}")
+        status = ffi.new("int *")
+        ptr = lib.pg_tape_new(root._id, status)
+        if ptr == ffi.NULL:
+            _fail(status[0], "Tape", root)
+        self._c = ffi.gc(ptr, lib.pg_tape_free)  # the tape holds the graph alive
+        self.root = root
+
+    def __len__(self):
+        """The number of nodes in the graph."""
+        return lib.pg_tape_size(self._c)
+
+    def forward(self):
+        """Recompute every node from its children; return the root's data.
+        On a math error nothing changes and the error names the failing op."""
+        failed = ffi.new("pg_failure *")
+        status = lib.pg_tape_forward(self._c, failed)
+        if status:
+            _replay_fail(status, failed)
+        return self.root.data
+
+    def backward(self):
+        """Zero every grad in the graph (leaves' too), set the root's to 1,
+        and backpropagate: micrograd's backward on a fresh graph."""
+        lib.pg_tape_backward(self._c)
+
+    def train(self, iters, optimizer=None, inputs=None, data=None):
+        """Run iters iterations of: load the next row of data into the input
+        leaves, forward, record the root's data, backward, optimizer.step().
+        Returns the recorded losses as a numpy array.
+
+        inputs: leaf Values of the graph, fed from data, an array of shape
+        (rows, len(inputs)); iteration i uses row i % rows. Without inputs the
+        graph's leaves keep their data (a full-batch loop). The optimizer's
+        parameters have their grads zeroed each iteration, like the
+        tutorials' loop. On a math error the failing iteration's forward is
+        undone, the error is raised, and the losses so far are its .losses.
+        """
+        import numpy as np
+
+        iters = int(iters)
+        if iters < 0:
+            raise ValueError(f"iters must be >= 0, not {iters}")
+        opt = ffi.NULL if optimizer is None else optimizer._c
+        if inputs is None:
+            if data is not None:
+                raise ValueError("data needs inputs: the leaf Values it is loaded into")
+            ins, nin, rows, buf = ffi.NULL, 0, 0, ffi.NULL
+        else:
+            ins = handles(inputs)
+            nin = ins.n
+            data = np.ascontiguousarray(data, dtype=np.float64)
+            if data.ndim != 2 or data.shape[1] != nin or data.shape[0] < 1:
+                raise ValueError(f"data must have shape (rows, {nin}) for {nin} inputs, "
+                                 f"not {data.shape}")
+            rows, buf, ins = data.shape[0], ffi.from_buffer("double[]", data), ins.array
+        losses = np.empty(iters, dtype=np.float64)
+        done, failed = ffi.new("int64_t *"), ffi.new("pg_failure *")
+        status = lib.pg_tape_train(self._c, opt, iters, ins, nin, buf, rows,
+                                   ffi.from_buffer("double[]", losses), done, failed)
+        if status:
+            _replay_fail(status, failed, losses[: done[0]])
+        return losses
+
+    def __repr__(self):
+        return f"Tape({len(self)} nodes, root={self.root!r})"
+
+
+def _replay_fail(status, failed, losses=None):
+    """Raise for a failed replay, naming the op and its operands' data; the
+    exception carries the losses recorded before it (Tape.train)."""
+    try:
+        if status not in (lib.PG_EDOM, lib.PG_ERANGE, lib.PG_EZERODIV):
+            _fail(status, "Tape")
+        op = lib.pg_op(failed.node)
+        if lib.pg_op_arity(op) == 2:  # a * b, a ** b
+            _fail(status, _SYMBOLS[op], failed.a, failed.b, note="replaying a Tape")
+        if lib.pg_op_takes_k(op):  # a ** k
+            _fail(status, _SYMBOLS[op], failed.a, lib.pg_k(failed.node), note="replaying a Tape")
+        _fail(status, ffi.string(lib.pg_op_name(op)).decode(), failed.a, note="replaying a Tape")
+    except Exception as e:
+        e.losses = losses
+        raise
