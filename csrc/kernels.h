@@ -43,7 +43,9 @@ static inline double pg__div(double a, double b) {
 
 /* d(a**k)/da: micrograd's (k * a**(k-1)); 0 where k == 0, as in PyTorch. */
 static inline double pg__dpow(double a, double k) {
-    return k == 0.0 ? 0.0 : k * pg__real_pow(a, k - 1.0);
+    if (k == 0.0) return 0.0;
+    if (k == 2.0) return k * a; /* pow(a, 1.0) is a, exactly: the same bits, without the call */
+    return k * pg__real_pow(a, k - 1.0);
 }
 
 // ----------------------------------------------------------------------------

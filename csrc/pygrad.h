@@ -92,6 +92,32 @@ int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, double
 pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int32_t nlayers,
              const pg_id *x, const double *xnum, pg_id *out);
 
+/* ---- losses: the tutorials' loss expressions, each built in one call ---- */
+/* Each builds node for node the graph of the Python expression shown (as
+ * pygrad/losses.py writes it), so it gives the same numbers and gradients.
+ * Returns the loss node (a new reference) or a status; nothing is built on
+ * error. pred holds n prediction nodes, target n numbers.
+ *   PG_LOSS_SUM_SQUARES  sum((y - p) ** 2 for y, p in zip(target, pred))
+ *   PG_LOSS_MSE          that * (1.0 / n)
+ *   PG_LOSS_ROOT_SUM_SQUARES  that sum ** 0.5 (seed 000's loss)
+ *   PG_LOSS_HINGE        sum((1 + -y * p).relu() ...) * (1.0 / n)
+ *                        + alpha * sum(w * w for w in params)   (micrograd's demo;
+ *                        the L2 term only if nparams > 0)
+ *   PG_LOSS_CROSS_ENTROPY  softmax cross-entropy: pred is n / nclass rows of
+ *                        nclass logits, target their classes; per row, with m
+ *                        the row's largest logit (a constant),
+ *                        sum((z - m).exp() for z in row).log() - (row[c] - m),
+ *                        and the mean over rows as sum(...) * (1.0 / rows). */
+enum pg_loss_kind {
+    PG_LOSS_SUM_SQUARES = 0,
+    PG_LOSS_MSE = 1,
+    PG_LOSS_ROOT_SUM_SQUARES = 2,
+    PG_LOSS_HINGE = 3,
+    PG_LOSS_CROSS_ENTROPY = 4
+};
+pg_id pg_loss(int kind, const pg_id *pred, const double *target, int64_t n, int64_t nclass,
+              const pg_id *params, int64_t nparams, double alpha);
+
 /* ---- optimizers: one step over every parameter in one call -------------- */
 enum pg_optim_kind { PG_SGD = 0, PG_ADAM = 1 };
 /* PyTorch's torch.optim.SGD and torch.optim.Adam (amsgrad off), update for

@@ -1,0 +1,102 @@
+"""pygrad.losses: the tutorials' losses, each built by one C call.
+
+Each function builds, node for node, the graph of the Python expression in
+its docstring (the expression the tutorials write), so it gives the same
+loss and the same gradients as that expression, only without one Python
+object per node. On other engines (pygrad.reference) the expression itself
+runs. `pred` is a list of Values; `target` a list of numbers.
+"""
+from _pygrad import ffi, lib
+
+from .engine import Value, _fail, _real_or_raise
+
+
+def _build(kind, name, pred, target, nclass=1, params=(), alpha=0.0):
+    ids = [p._id for p in pred]
+    params = list(params)
+    pids = [p._id for p in params]
+    target = [_real_or_raise(t, f"{name} target") for t in target]
+    node = lib.pg_loss(kind, ids, target, len(ids), nclass,
+                       pids or ffi.NULL, len(pids), float(alpha))
+    if node < 0:
+        _fail(node, name)
+    out = Value.__new__(Value)
+    out._id, out._a, out._b = node, None, None
+    return out
+
+
+def _on_pygrad(*groups):
+    return all(isinstance(v, Value) for group in groups for v in group)
+
+
+def _check(pred, target, name):
+    pred, target = list(pred), list(target)
+    if not pred or len(pred) != len(target):
+        raise ValueError(f"{name}: need as many targets as predictions (and at least one), "
+                         f"got {len(pred)} predictions and {len(target)} targets")
+    return pred, target
+
+
+def sum_squares(pred, target):
+    """sum((y - p) ** 2 for y, p in zip(target, pred))"""
+    pred, target = _check(pred, target, "sum_squares")
+    if _on_pygrad(pred):
+        return _build(lib.PG_LOSS_SUM_SQUARES, "sum_squares", pred, target)
+    return sum((y - p) ** 2 for y, p in zip(target, pred))
+
+
+def mse(pred, target):
+    """sum_squares(pred, target) * (1.0 / len(pred)): mean squared error."""
+    pred, target = _check(pred, target, "mse")
+    if _on_pygrad(pred):
+        return _build(lib.PG_LOSS_MSE, "mse", pred, target)
+    return sum_squares(pred, target) * (1.0 / len(pred))
+
+
+def root_sum_squares(pred, target):
+    """sum_squares(pred, target) ** 0.5: seed 000's (W1's) loss."""
+    pred, target = _check(pred, target, "root_sum_squares")
+    if _on_pygrad(pred):
+        return _build(lib.PG_LOSS_ROOT_SUM_SQUARES, "root_sum_squares", pred, target)
+    return sum_squares(pred, target) ** 0.5
+
+
+def hinge(scores, target, params=(), alpha=1e-4):
+    """micrograd's demo (W2): the max-margin loss with L2 regularization,
+        sum((1 + -y * s).relu() for y, s in zip(target, scores)) * (1.0 / len(scores))
+        + alpha * sum(p * p for p in params)
+    with target in {-1, +1}; without params, no regularization term."""
+    scores, target = _check(scores, target, "hinge")
+    params = list(params)
+    if _on_pygrad(scores, params):
+        return _build(lib.PG_LOSS_HINGE, "hinge", scores, target, params=params, alpha=alpha)
+    losses = [(1 + -y * s).relu() for y, s in zip(target, scores)]
+    data_loss = sum(losses) * (1.0 / len(losses))
+    if not params:
+        return data_loss
+    return data_loss + alpha * sum(p * p for p in params)
+
+
+def cross_entropy(logits, target):
+    """Softmax cross-entropy, the mean over rows: logits is one row of class
+    scores (Values) or a list of rows, target the class of each row (one
+    int for one row). Per row, with m the row's largest logit's data (a
+    constant that keeps exp from overflowing),
+        sum((z - m).exp() for z in row).log() - (row[c] - m)
+    and over rows, sum(row_losses) * (1.0 / len(rows))."""
+    rows = [logits] if logits and not isinstance(logits[0], (list, tuple)) else list(logits)
+    classes = [target] if isinstance(target, int) else list(target)
+    if not rows or len(rows) != len(classes) or len({len(r) for r in rows}) != 1 or not rows[0]:
+        raise ValueError("cross_entropy: need rows of logits of one length, one class per row")
+    nclass = len(rows[0])
+    for c in classes:
+        if not isinstance(c, int) or not 0 <= c < nclass:
+            raise ValueError(f"cross_entropy: class {c!r} is not an int in [0, {nclass})")
+    flat = [z for row in rows for z in row]
+    if _on_pygrad(flat):
+        return _build(lib.PG_LOSS_CROSS_ENTROPY, "cross_entropy", flat, classes, nclass=nclass)
+    losses = []
+    for row, c in zip(rows, classes):
+        m = max(z.data for z in row)
+        losses.append(sum((z - m).exp() for z in row).log() - (row[c] - m))
+    return sum(losses) * (1.0 / len(losses))
