@@ -215,27 +215,32 @@ static inline pg__grads pg__backward(int op, const pg__vals *v, double dout) {
     }
 }
 
-/* The local backward of the node in slot index, += into its children, in
- * operand order one after the other, as micrograd's closures do (for a + a
- * both land on the same node). */
-static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
+/* The local backward of the node in slot index, whose op is op, += into its
+ * children, in operand order one after the other, as micrograd's closures
+ * do (for a + a both land on the same node). Called with a constant op, the
+ * dispatch folds away. */
+static inline void pg__backward_node(pg_node *nodes, uint32_t index, int op) {
     pg_node *n = &nodes[index];
-    if (n->op == PG_OP_leaf) return;
+    if (op == PG_OP_leaf) return;
     pg_node *a = &nodes[n->child[0]];
     pg_node *b = n->child[1] ? &nodes[n->child[1]] : NULL;
     pg__vals v = {a->data, b ? b->data : 0.0, n->k, n->data};
-    pg__grads g = pg__backward(n->op, &v, n->grad);
+    pg__grads g = pg__backward(op, &v, n->grad);
     a->grad += g.a;
     if (b) b->grad += g.b;
 }
 
-/* Recompute the data of the node in slot index from its children's. */
-static inline int pg__forward_step(pg_node *nodes, uint32_t index) {
+static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
+    pg__backward_node(nodes, index, nodes[index].op);
+}
+
+/* Recompute the data of the node in slot index (op op) from its children's. */
+static inline int pg__forward_node(pg_node *nodes, uint32_t index, int op) {
     pg_node *n = &nodes[index];
-    if (n->op == PG_OP_leaf) return PG_OK;
+    if (op == PG_OP_leaf) return PG_OK;
     const pg_node *a = &nodes[n->child[0]];
     pg__vals v = {a->data, n->child[1] ? nodes[n->child[1]].data : 0.0, n->k, 0.0};
-    int status = pg__forward(n->op, &v);
+    int status = pg__forward(op, &v);
     if (status == PG_OK) n->data = v.out;
     return status;
 }

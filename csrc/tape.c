@@ -16,8 +16,20 @@ struct pg_tape {
     uint32_t *all;   /* every node, in topological order */
     int64_t ncode;
     uint32_t *code;  /* the non-leaf nodes, in topological order */
+    uint8_t *muladd; /* 1 where code[i] is a mul and code[i + 1] an add */
     double *saved;   /* their data before a forward, to undo a failed one */
 };
+
+/* The pairs (a * b, then c + d) that neurons are made of run as one step of
+ * known ops, without dispatch: the same kernels in the same order. */
+static void pg__find_pairs(pg_tape *t) {
+    const pg_node *nodes = pg__A.nodes;
+    for (int64_t i = 0; i < t->ncode; i++) {
+        t->muladd[i] = i + 1 < t->ncode && nodes[t->code[i]].op == PG_OP_mul &&
+                       nodes[t->code[i + 1]].op == PG_OP_add;
+        if (t->muladd[i]) t->muladd[++i] = 0;
+    }
+}
 
 pg_tape *pg_tape_new(pg_id root, int *status) {
     pg_tape *t = NULL;
@@ -29,16 +41,18 @@ pg_tape *pg_tape_new(pg_id root, int *status) {
         t = pg__realloc(NULL, sizeof *t);
         uint32_t *all = pg__realloc(NULL, (size_t)n * sizeof(uint32_t));
         uint32_t *code = pg__realloc(NULL, (size_t)n * sizeof(uint32_t));
+        uint8_t *muladd = pg__realloc(NULL, (size_t)n);
         double *saved = pg__realloc(NULL, (size_t)n * sizeof(double));
-        if (!t || !all || !code || !saved) {
-            free(t), free(all), free(code), free(saved);
+        if (!t || !all || !code || !muladd || !saved) {
+            free(t), free(all), free(code), free(muladd), free(saved);
             t = NULL;
             st = PG_ENOMEM;
         } else {
-            *t = (pg_tape){r, n, all, 0, code, saved};
+            *t = (pg_tape){r, n, all, 0, code, muladd, saved};
             memcpy(all, pg__A.order, (size_t)n * sizeof(uint32_t));
             for (int64_t i = 0; i < n; i++)
                 if (pg__A.nodes[all[i]].op != PG_OP_leaf) code[t->ncode++] = all[i];
+            pg__find_pairs(t);
             pg__A.nodes[r].refs++;
         }
     }
@@ -52,7 +66,7 @@ void pg_tape_free(pg_tape *t) {
     pg__lock();
     pg__release(t->root);
     pg__unlock();
-    free(t->all), free(t->code), free(t->saved), free(t);
+    free(t->all), free(t->code), free(t->muladd), free(t->saved), free(t);
 }
 
 int64_t pg_tape_size(const pg_tape *t) { return t ? t->n : PG_EBADOP; }
@@ -61,15 +75,23 @@ int64_t pg_tape_size(const pg_tape *t) { return t ? t->n : PG_EBADOP; }
  * failed is not NULL) and undo. */
 static int pg__tape_forward(pg_tape *t, pg_failure *failed) {
     pg_node *nodes = pg__A.nodes;
+    const uint32_t *code = t->code;
+    double *saved = t->saved;
     for (int64_t i = 0; i < t->ncode; i++) {
-        t->saved[i] = nodes[t->code[i]].data;
-        int status = pg__forward_step(nodes, t->code[i]);
+        saved[i] = nodes[code[i]].data;
+        if (t->muladd[i]) { /* neither can fail */
+            saved[i + 1] = nodes[code[i + 1]].data;
+            pg__forward_node(nodes, code[i], PG_OP_mul);
+            pg__forward_node(nodes, code[++i], PG_OP_add);
+            continue;
+        }
+        int status = pg__forward_node(nodes, code[i], nodes[code[i]].op);
         if (status != PG_OK) {
-            const pg_node *n = &nodes[t->code[i]];
+            const pg_node *n = &nodes[code[i]];
             if (failed)
-                *failed = (pg_failure){pg__handle(t->code[i]), nodes[n->child[0]].data,
+                *failed = (pg_failure){pg__handle(code[i]), nodes[n->child[0]].data,
                                        n->child[1] ? nodes[n->child[1]].data : 0.0};
-            while (i-- > 0) nodes[t->code[i]].data = t->saved[i];
+            while (i-- > 0) nodes[code[i]].data = saved[i];
             return status;
         }
     }
@@ -78,9 +100,17 @@ static int pg__tape_forward(pg_tape *t, pg_failure *failed) {
 
 static void pg__tape_backward(pg_tape *t) {
     pg_node *nodes = pg__A.nodes;
+    const uint32_t *code = t->code;
     for (int64_t i = 0; i < t->n; i++) nodes[t->all[i]].grad = 0.0;
     nodes[t->root].grad = 1.0;
-    for (int64_t i = t->ncode; i-- > 0;) pg__backward_step(nodes, t->code[i]);
+    for (int64_t i = t->ncode; i-- > 0;) {
+        if (i > 0 && t->muladd[i - 1]) {
+            pg__backward_node(nodes, code[i], PG_OP_add);
+            pg__backward_node(nodes, code[--i], PG_OP_mul);
+        } else {
+            pg__backward_step(nodes, code[i]);
+        }
+    }
 }
 
 int pg_tape_forward(pg_tape *t, pg_failure *failed) {

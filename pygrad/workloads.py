@@ -128,3 +128,40 @@ def train_xor(engine, epochs, seed=0, lr=0.1):
             p.data -= lr * p.grad
         losses.append(loss.data)
     return losses, [p.data for p in preds]
+
+
+def train_w2(engine, steps=100, seed=0, X=None, y=None):
+    """W2, micrograd's demo, its loop verbatim: MLP(2, [16, 16, 1]) on the
+    two moons, max-margin loss with L2 regularization, SGD with a decaying
+    learning rate. engine: anything with Value and MLP (pygrad,
+    pygrad.reference, or the micrograd package's two modules in a namespace).
+    Returns (losses, final accuracy)."""
+    from .datasets import make_moons
+
+    if X is None:
+        X, y = make_moons(n_samples=100, noise=0.1)
+    Value = engine.Value
+    random.seed(seed)
+    model = engine.MLP(2, [16, 16, 1])  # 2-layer neural network
+
+    def loss():
+        inputs = [list(map(Value, xrow)) for xrow in X]
+        scores = list(map(model, inputs))
+        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
+        data_loss = sum(losses) * (1.0 / len(losses))
+        alpha = 1e-4
+        reg_loss = alpha * sum((p * p for p in model.parameters()))
+        total_loss = data_loss + reg_loss
+        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
+        return total_loss, sum(accuracy) / len(accuracy)
+
+    history = []
+    for k in range(steps):
+        total_loss, acc = loss()
+        model.zero_grad()
+        total_loss.backward()
+        learning_rate = 1.0 - 0.9 * k / 100
+        for p in model.parameters():
+            p.data -= learning_rate * p.grad
+        history.append(total_loss.data)
+    return history, acc
