@@ -46,6 +46,12 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, out
 
 
+def row(impl, seconds, iters, losses):
+    """One line of a table: an implementation's time over iters iterations."""
+    return {"impl": impl, "iters": iters, "seconds": seconds, "us_per_iter": 1e6 * seconds / iters,
+            "final_loss": losses[-1], "losses": losses}
+
+
 # ---- W1 ---------------------------------------------------------------------
 
 def w1_fused(iters, seed):
@@ -61,27 +67,15 @@ def bench_w1(iters, ref_iters, seed):
     params = baselines.init_params(*baselines.W1_SIZES, seed=seed)
     rows = []
 
-    def add(name, seconds, n, losses, note=""):
-        rows.append({"impl": name, "iters": n, "seconds": seconds, "us_per_iter": 1e6 * seconds / n,
-                     "final_loss": losses[-1], "losses": losses, "note": note})
-
     s, h = timed(train_w1, w1_model(reference, "tutorial", seed), ref_iters)
-    add("reference (pure Python)", s, ref_iters, h)
+    rows.append(row("reference (pure Python)", s, ref_iters, h))
     s, h = timed(train_w1, w1_model(pygrad, "tutorial", seed), iters)
-    add("pygrad (a) tutorial classes", s, iters, h)
+    rows.append(row("pygrad (a) tutorial classes", s, iters, h))
     s, h = timed(train_w1, w1_model(pygrad, "nn", seed), iters)
-    add("pygrad (b) pygrad.nn, same loop", s, iters, h)
+    rows.append(row("pygrad (b) pygrad.nn, same loop", s, iters, h))
     s, h = timed(w1_fused, iters, seed)
-    add("pygrad (c) Tape.train", s, iters, h)
-    for name, fn in (("PyTorch eager float64", "w1_torch"), ("numpy by hand", "w1_numpy"),
-                     ("C by hand", "w1_c")):
-        try:
-            out = getattr(baselines, fn)(params, iters)
-        except ImportError as e:
-            out = None
-            print(f"  (skipping {name}: {e})")
-        if out is not None:
-            add(name, out["seconds"], iters, out["losses"])
+    rows.append(row("pygrad (c) Tape.train", s, iters, h))
+    rows += run_baselines("w1", iters, params, iters)
     return rows
 
 
@@ -118,31 +112,19 @@ def bench_w2(steps, slow_steps, seed):
     params = baselines.init_params(*baselines.W2_SIZES, seed=seed, zero_bias=True)
     rows = []
 
-    def add(name, seconds, n, losses, note=""):
-        rows.append({"impl": name, "iters": n, "seconds": seconds, "us_per_iter": 1e6 * seconds / n,
-                     "final_loss": losses[-1], "losses": losses, "note": note})
-
     mg = micrograd_engine()
     if mg is None:
         print("  (skipping micrograd: pip install micrograd)")
     else:
         s, (h, _) = timed(train_w2, mg, slow_steps, seed, X, y)
-        add("micrograd (PyPI)", s, slow_steps, h)
+        rows.append(row("micrograd (PyPI)", s, slow_steps, h))
     s, (h, _) = timed(train_w2, reference, slow_steps, seed, X, y)
-    add("reference (pure Python)", s, slow_steps, h)
+    rows.append(row("reference (pure Python)", s, slow_steps, h))
     s, (h, _) = timed(train_w2, pygrad, steps, seed, X, y)
-    add("pygrad.nn, demo loop unchanged", s, steps, h)
+    rows.append(row("pygrad.nn, demo loop unchanged", s, steps, h))
     s, h = timed(w2_replayed, steps, seed, X, y)
-    add("pygrad Tape, replayed", s, steps, h)
-    for name, fn in (("PyTorch eager float64", "w2_torch"), ("numpy by hand", "w2_numpy"),
-                     ("C by hand", "w2_c")):
-        try:
-            out = getattr(baselines, fn)(params, X, y, steps)
-        except ImportError as e:
-            out = None
-            print(f"  (skipping {name}: {e})")
-        if out is not None:
-            add(name, out["seconds"], steps, out["losses"])
+    rows.append(row("pygrad Tape, replayed", s, steps, h))
+    rows += run_baselines("w2", steps, params, X, y, steps)
     return rows
 
 
@@ -178,6 +160,22 @@ def bench_chain(steps):
     return rows
 
 
+def run_baselines(workload, iters, *args, **kwargs):
+    """Rows for PyTorch, numpy and C (benchmarks/baselines.py) on a workload;
+    an implementation that cannot run here (no torch, no compiler) is skipped."""
+    rows = []
+    for name, kind in (("PyTorch eager float64", "torch"), ("numpy by hand", "numpy"),
+                       ("C by hand", "c")):
+        try:
+            out = getattr(baselines, f"{workload}_{kind}")(*args, **kwargs)
+        except ImportError as e:
+            out = None
+            print(f"  (skipping {name}: {e})")
+        if out is not None:  # None: no C compiler here
+            rows.append(row(name, out["seconds"], iters, out["losses"]))
+    return rows
+
+
 def mnist_pygrad(params, X, Y, steps, lr):
     """One sample per step, by replay: the graph of MLP(784, [128, 10]) and a
     softmax cross-entropy is built once over input leaves (the pixels and
@@ -192,50 +190,34 @@ def mnist_pygrad(params, X, Y, steps, lr):
     data = np.hstack([X[:steps], np.eye(10)[Y[:steps]]])
     start = time.perf_counter()
     losses = pygrad.Tape(loss).train(steps, SGD(model.parameters(), lr=lr), inputs=x + t, data=data)
-    return time.perf_counter() - start, losses.tolist()
+    return time.perf_counter() - start, steps, losses.tolist()
 
 
 def bench_mnist(steps):
     X, Y = baselines.synthetic_mnist(max(steps, 1), seed=0)
     params = baselines.mnist_params(0)
     rows = []
-    s, h = mnist_pygrad(params, X, Y, steps, 0.01)
-    rows.append({"impl": "pygrad Tape.train", "iters": steps, "seconds": s, "final_loss": h[-1],
-                 "losses": h})
-    for name, fn in (("PyTorch eager float64", "mnist_torch"), ("numpy by hand", "mnist_numpy"),
-                     ("C by hand", "mnist_c")):
-        try:
-            out = getattr(baselines, fn)(params, X, Y, batch=1, steps=steps, lr=0.01)
-        except ImportError as e:
-            out = None
-            print(f"  (skipping {name}: {e})")
-        if out is not None:
-            rows.append({"impl": name, "iters": steps, "seconds": out["seconds"],
-                         "final_loss": out["final_loss"], "losses": out["losses"]})
-    for r in rows:
-        r["us_per_iter"] = 1e6 * r["seconds"] / steps
-    return rows
+    rows.append(row("pygrad Tape.train", *mnist_pygrad(params, X, Y, steps, 0.01)))
+    return rows + run_baselines("mnist", steps, params, X, Y, batch=1, steps=steps, lr=0.01)
 
 
 # ---- the tables ---------------------------------------------------------------
 
 def table(title, rows, base, floor, unit="iter"):
-    """Print rows with their ratios to `base` (how much faster) and to `floor` (C)."""
+    """Print rows with their ratios to `base` (how much faster) and to `floor` (C),
+    per iteration (runs with fewer iterations are compared per iteration)."""
     by = {r["impl"]: r for r in rows}
-    print(f"\n{title}")
-    print(f"{'implementation':<34} {'us/' + unit:>12} {'x faster than ' + base[:12]:>26} "
-          f"{'x C time':>9}  final loss")
-    worst = 0.0
+    print(f"\n{title}\n(speed-up: how many times faster than {base}; x C: time over the C loop's)")
+    print(f"{'implementation':<34} {'us/' + unit:>12} {'speed-up':>9} {'x C':>7}  final loss")
     ref = by.get(base)
     for r in rows:
         speedup = ref["us_per_iter"] / r["us_per_iter"] if ref else float("nan")
         vs_c = r["us_per_iter"] / by[floor]["us_per_iter"] if floor in by else float("nan")
         r["speedup_vs_" + base.split()[0]] = speedup
         r["x_c_time"] = vs_c
-        print(f"{r['impl']:<34} {r['us_per_iter']:>12.2f} {speedup:>26.1f} {vs_c:>9.2f}  "
-              f"{r['final_loss']!r}" + (f" (after {r['iters']})" if r.get("iters") and ref and
-                                         r["iters"] != rows[-1]["iters"] else ""))
-    return worst
+        print(f"{r['impl']:<34} {r['us_per_iter']:>12.2f} {speedup:>9.1f} {vs_c:>7.2f}  "
+              f"{r['final_loss']!r}" + (f" (after {r['iters']})" if r["iters"] != rows[-1]["iters"]
+                                        else ""))
 
 
 def agreement(rows, n_common, name, tol):

@@ -92,6 +92,8 @@ static inline uint32_t pg__lookup(pg_id id) {
 static inline pg_id pg__handle(uint32_t index) {
     return (pg_id)(((uint64_t)pg__A.nodes[index].gen << 32) | index);
 }
+/* A new stamp for marking visited nodes (graph.c). */
+uint32_t pg__new_epoch(void);
 /* The topological order of the graph under root (micrograd's, see graph.c)
  * into pg__A.order[0 .. n); returns n, or PG_ENOMEM with nothing changed. */
 int64_t pg__topo_sort(uint32_t root);

@@ -4,7 +4,7 @@
 
 /* Start a new visit stamp. On wrap-around every live node's mark is cleared
  * (free slots keep their `next` link, which shares the field). */
-static uint32_t pg__new_epoch(void) {
+uint32_t pg__new_epoch(void) {
     if (++pg__A.epoch == 0) {
         for (uint32_t i = 1; i < pg__A.size; i++)
             if (pg__A.nodes[i].op != PG_OP_FREE) pg__A.nodes[i].mark = 0;

@@ -219,19 +219,23 @@ static inline pg__grads pg__backward(int op, const pg__vals *v, double dout) {
  * children, in operand order one after the other, as micrograd's closures
  * do (for a + a both land on the same node). Called with a constant op, the
  * dispatch folds away. */
-static inline void pg__backward_node(pg_node *nodes, uint32_t index, int op) {
+/* first: bit 0 (1) if this is the first contribution to child a's grad in
+ * this backward pass, bit 1 (2) the same for b; a first contribution is
+ * assigned as 0.0 + g (exactly what += into a zeroed grad gives, -0.0
+ * included), so a replay need not zero the grads first. */
+static inline void pg__backward_node(pg_node *nodes, uint32_t index, int op, int first) {
     pg_node *n = &nodes[index];
     if (op == PG_OP_leaf) return;
     pg_node *a = &nodes[n->child[0]];
     pg_node *b = n->child[1] ? &nodes[n->child[1]] : NULL;
     pg__vals v = {a->data, b ? b->data : 0.0, n->k, n->data};
     pg__grads g = pg__backward(op, &v, n->grad);
-    a->grad += g.a;
-    if (b) b->grad += g.b;
+    a->grad = (first & 1 ? 0.0 : a->grad) + g.a;
+    if (b) b->grad = (first & 2 ? 0.0 : b->grad) + g.b;
 }
 
 static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
-    pg__backward_node(nodes, index, nodes[index].op);
+    pg__backward_node(nodes, index, nodes[index].op, 0);
 }
 
 /* Recompute the data of the node in slot index (op op) from its children's. */

@@ -17,6 +17,7 @@ struct pg_tape {
     int64_t ncode;
     uint32_t *code;  /* the non-leaf nodes, in topological order */
     uint8_t *muladd; /* 1 where code[i] is a mul and code[i + 1] an add */
+    uint8_t *first;  /* code[i]'s first-contribution bits (kernels.h) */
     double *saved;   /* their data before a forward, to undo a failed one */
 };
 
@@ -31,6 +32,25 @@ static void pg__find_pairs(pg_tape *t) {
     }
 }
 
+/* Which contributions come first to each child, in backward order. Every
+ * node but the root has a parent in the graph, so with these the backward
+ * pass sets every grad without zeroing them first. */
+static void pg__find_firsts(pg_tape *t) {
+    pg_node *nodes = pg__A.nodes;
+    uint32_t stamp = pg__new_epoch();
+    for (int64_t i = t->ncode; i-- > 0;) {
+        const pg_node *n = &nodes[t->code[i]];
+        t->first[i] = 0;
+        for (int c = 0; c < 2; c++) {
+            uint32_t ch = n->child[c];
+            if (ch && nodes[ch].mark != stamp) {
+                nodes[ch].mark = stamp;
+                t->first[i] |= (uint8_t)(1 << c);
+            }
+        }
+    }
+}
+
 pg_tape *pg_tape_new(pg_id root, int *status) {
     pg_tape *t = NULL;
     pg__lock();
@@ -42,17 +62,19 @@ pg_tape *pg_tape_new(pg_id root, int *status) {
         uint32_t *all = pg__realloc(NULL, (size_t)n * sizeof(uint32_t));
         uint32_t *code = pg__realloc(NULL, (size_t)n * sizeof(uint32_t));
         uint8_t *muladd = pg__realloc(NULL, (size_t)n);
+        uint8_t *first = pg__realloc(NULL, (size_t)n);
         double *saved = pg__realloc(NULL, (size_t)n * sizeof(double));
-        if (!t || !all || !code || !muladd || !saved) {
-            free(t), free(all), free(code), free(muladd), free(saved);
+        if (!t || !all || !code || !muladd || !first || !saved) {
+            free(t), free(all), free(code), free(muladd), free(first), free(saved);
             t = NULL;
             st = PG_ENOMEM;
         } else {
-            *t = (pg_tape){r, n, all, 0, code, muladd, saved};
+            *t = (pg_tape){r, n, all, 0, code, muladd, first, saved};
             memcpy(all, pg__A.order, (size_t)n * sizeof(uint32_t));
             for (int64_t i = 0; i < n; i++)
                 if (pg__A.nodes[all[i]].op != PG_OP_leaf) code[t->ncode++] = all[i];
             pg__find_pairs(t);
+            pg__find_firsts(t);
             pg__A.nodes[r].refs++;
         }
     }
@@ -66,7 +88,8 @@ void pg_tape_free(pg_tape *t) {
     pg__lock();
     pg__release(t->root);
     pg__unlock();
-    free(t->all), free(t->code), free(t->muladd), free(t->saved), free(t);
+    free(t->all), free(t->code), free(t->muladd), free(t->first), free(t->saved);
+    free(t);
 }
 
 int64_t pg_tape_size(const pg_tape *t) { return t ? t->n : PG_EBADOP; }
@@ -101,14 +124,15 @@ static int pg__tape_forward(pg_tape *t, pg_failure *failed) {
 static void pg__tape_backward(pg_tape *t) {
     pg_node *nodes = pg__A.nodes;
     const uint32_t *code = t->code;
-    for (int64_t i = 0; i < t->n; i++) nodes[t->all[i]].grad = 0.0;
-    nodes[t->root].grad = 1.0;
+    const uint8_t *first = t->first;
+    nodes[t->root].grad = 1.0; /* every other grad is set by its first contribution */
     for (int64_t i = t->ncode; i-- > 0;) {
         if (i > 0 && t->muladd[i - 1]) {
-            pg__backward_node(nodes, code[i], PG_OP_add);
-            pg__backward_node(nodes, code[--i], PG_OP_mul);
+            pg__backward_node(nodes, code[i], PG_OP_add, first[i]);
+            --i;
+            pg__backward_node(nodes, code[i], PG_OP_mul, first[i]);
         } else {
-            pg__backward_step(nodes, code[i]);
+            pg__backward_node(nodes, code[i], nodes[code[i]].op, first[i]);
         }
     }
 }

@@ -170,3 +170,44 @@ def test_w4_softmax_and_cross_entropy():
 
 def test_w4_mnist_sized_mlp_parameter_count():
     assert len(MLP(784, [128, 10]).parameters()) == 101_770
+
+
+# ---- W2: micrograd's demo ---------------------------------------------------
+
+def test_w2_demo_loop_gives_the_reference_engines_losses_to_the_bit():
+    from pygrad.workloads import train_w2
+    ours, acc = train_w2(pygrad, steps=3)
+    theirs, acc_ref = train_w2(reference, steps=3)
+    assert ours == theirs and acc == acc_ref
+
+
+def test_w2_matches_the_micrograd_package_step_for_step():
+    import types
+
+    mg_engine = pytest.importorskip("micrograd.engine")
+    mg_nn = pytest.importorskip("micrograd.nn")
+    from pygrad.workloads import train_w2
+    micrograd = types.SimpleNamespace(Value=mg_engine.Value, MLP=mg_nn.MLP)
+    ours, _ = train_w2(pygrad, steps=2)
+    theirs, _ = train_w2(micrograd, steps=2)
+    # micrograd sums gradients in an order that follows object ids: equal to rounding
+    assert max(rel_diff(a, b) for a, b in zip(ours, theirs)) < 1e-12
+
+
+def test_w2_replayed_with_the_hinge_loss_is_the_demo_loop():
+    from pygrad.datasets import make_moons
+    from pygrad.losses import hinge
+    from pygrad.optim import SGD
+    from pygrad.workloads import train_w2
+    X, y = make_moons(n_samples=100, noise=0.1)
+    expected, _ = train_w2(pygrad, steps=4, X=X, y=y)
+    random.seed(0)
+    model = MLP(2, [16, 16, 1])
+    scores = [model([Value(v) for v in row]) for row in X]
+    tape = pygrad.Tape(hinge(scores, y, model.parameters(), alpha=1e-4))
+    opt = SGD(model.parameters(), lr=1.0)
+    losses = []
+    for k in range(4):
+        opt.lr = 1.0 - 0.9 * k / 100
+        losses += tape.train(1, opt).tolist()
+    assert losses == expected
