@@ -9,6 +9,7 @@ Each takes a list of Values (or a Module: its parameters) and makes one C
 call however many there are. The arrays are copies: a node's data lives in
 the C arena, which moves when it grows, so no view of it could stay valid.
 """
+import numpy
 from _pygrad import ffi, lib
 
 from .engine import Value, _fail
@@ -38,15 +39,9 @@ def handles(values):
     return Handles(values)
 
 
-def _numpy():
-    import numpy  # a dependency of pygrad, imported when first needed
-
-    return numpy
-
-
 def _get(values, field, what):
     h = handles(values)
-    out = _numpy().empty(h.n, dtype="float64")
+    out = numpy.empty(h.n, dtype="float64")
     status = lib.pg_gather(h.array, h.n, field, ffi.from_buffer("double[]", out))
     if status:
         _fail(status, what, *h.values[:1])
@@ -55,7 +50,7 @@ def _get(values, field, what):
 
 def _set(values, field, src, what):
     h = handles(values)
-    np = _numpy()
+    np = numpy
     if np.ndim(src) == 0:
         status = lib.pg_scatter(h.array, h.n, field, ffi.NULL, float(src))
     else:

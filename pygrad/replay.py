@@ -21,6 +21,7 @@ in as numbers (`y - 1.0`) stay as they were; feed anything that changes
 through leaf Values. Replay gives exactly the numbers a rebuild would give,
 bit for bit, because it runs the same kernels over the same order.
 """
+import numpy as np
 from _pygrad import ffi, lib
 
 from .arrays import handles
@@ -70,8 +71,6 @@ class Tape:
         tutorials' loop. On a math error the failing iteration's forward is
         undone, the error is raised, and the losses so far are its .losses.
         """
-        import numpy as np
-
         iters = int(iters)
         if iters < 0:
             raise ValueError(f"iters must be >= 0, not {iters}")
