@@ -2,7 +2,8 @@
 
 Plain functions that benchmarks/run.py times side by side with pygrad: PyTorch
 eager, hand-vectorized numpy, hand-written C loops (benchmarks/loops.c, compiled
-on the spot by build_c()), and the real `micrograd` package for W2. torch,
+on the spot by build_c()), and the real `micrograd` package for W2 (run.py runs it through
+pygrad.workloads.train_w2, the demo loop itself). torch,
 numpy and micrograd are imported inside the functions that use them, so this
 module imports without them.
 
@@ -368,51 +369,6 @@ def w2_c(params, X, y, steps=100):
     if out is None:
         return None
     return _result(out["seconds"], out["losses"], accuracy=out["accuracy"] if steps else None)
-
-
-def w2_micrograd(params, X, y, steps=100):
-    """W2 on the real `micrograd` package (PyPI micrograd 0.1.0): the demo
-    notebook's loop verbatim, on micrograd.nn.MLP(2, [16, 16, 1]) whose
-    parameters' .data are set from `params`. X and y are used as given (the demo
-    has numpy rows; lists of floats keep the Values' data plain floats). The
-    garbage collector is left as it is. Returns seconds, final_loss, losses
-    (total_loss.data of each step) and accuracy (the demo's, at the last step)."""
-    from micrograd.engine import Value
-    from micrograd.nn import MLP
-    params = _check_params(params, *W2_SIZES)
-    state = random.getstate()          # micrograd's init draws from the global random
-    model = MLP(*W2_SIZES)
-    random.setstate(state)
-    for p, value in zip(model.parameters(), params):
-        p.data = value
-
-    # The demo's loss function, for the full batch.
-    def loss():
-        Xb, yb = X, y
-        inputs = [list(map(Value, xrow)) for xrow in Xb]
-        scores = list(map(model, inputs))
-        losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(yb, scores)]
-        data_loss = sum(losses) * (1.0 / len(losses))
-        alpha = W2_ALPHA
-        reg_loss = alpha * sum((p * p for p in model.parameters()))
-        total_loss = data_loss + reg_loss
-        accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(yb, scores)]
-        return total_loss, sum(accuracy) / len(accuracy)
-
-    losses, acc = [], None
-    start = time.perf_counter()
-    for k in range(steps):
-        # forward
-        total_loss, acc = loss()
-        # backward
-        model.zero_grad()
-        total_loss.backward()
-        # update (sgd)
-        learning_rate = 1.0 - 0.9 * k / 100
-        for p in model.parameters():
-            p.data -= learning_rate * p.grad
-        losses.append(total_loss.data)
-    return _result(time.perf_counter() - start, losses, accuracy=acc)
 
 
 # ---------------------------------------------------------------- W5: chain
