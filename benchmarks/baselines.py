@@ -18,8 +18,12 @@ Conventions:
   construction), "final_loss" and "losses" (every iteration's or step's loss,
   taken before that iteration's update). The C functions return None when no
   C compiler is found.
-- torch runs with its default thread settings (torch.get_num_threads() is the
-  number of cores); on these tiny tensors the threads rarely get used.
+- torch and numpy's BLAS run with their default thread settings (as many
+  threads as cores). Those threads only pay off on the batched MNIST-shaped
+  runs; and when another process keeps a core busy, they slow the small
+  workloads down 10-100x (threads waiting on each other). For steady numbers,
+  run on an idle machine, or set OMP_NUM_THREADS=1 and OPENBLAS_NUM_THREADS=1
+  in the environment before torch and numpy are imported.
 """
 import atexit
 import math

@@ -28,6 +28,12 @@ import sys
 import time
 import types
 
+# One thread for every library: pygrad and the C loop use one, and on this
+# shared 2-core machine PyTorch's and numpy's thread pools slowed them 10-100x
+# whenever the other core was busy. Set these variables to override.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import baselines  # noqa: E402  (benchmarks/baselines.py)
