@@ -227,16 +227,19 @@ int pg_release(pg_id id) {
 // ----------------------------------------------------------------------------
 // public: many nodes in one call
 
+int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok) {
+    for (int64_t i = 0; i < n; i++)
+        if (!(out[i] = pg__lookup(ids[i])) && !(zero_ok && ids[i] == 0)) return PG_EBADID;
+    return PG_OK;
+}
+
 /* Slot indices of n handles into pg__A.scratch, or PG_EBADID / PG_ENOMEM. */
 static int pg__lookup_all(const pg_id *ids, int64_t n) {
     if (n < 0 || (n > 0 && !ids)) return PG_EBADOP;
     void *buf = pg__A.scratch;
     int status = pg__grow(&buf, &pg__A.scratch_cap, (size_t)n, sizeof(uint32_t));
     pg__A.scratch = buf;
-    if (status != PG_OK) return status;
-    for (int64_t i = 0; i < n; i++)
-        if (!(pg__A.scratch[i] = pg__lookup(ids[i]))) return PG_EBADID;
-    return PG_OK;
+    return status == PG_OK ? pg__lookup_n(ids, n, pg__A.scratch, 0) : status;
 }
 
 int pg_gather(const pg_id *ids, int64_t n, int field, double *out) {

@@ -89,6 +89,10 @@ static inline uint32_t pg__lookup(pg_id id) {
     return index;
 }
 
+/* The slots of n handles into out[0 .. n), or PG_EBADID if one is not live
+ * (where zero_ok, a 0 handle is allowed and gives slot 0). */
+int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok);
+
 static inline pg_id pg__handle(uint32_t index) {
     return (pg_id)(((uint64_t)pg__A.nodes[index].gen << 32) | index);
 }

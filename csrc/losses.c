@@ -95,10 +95,7 @@ static uint32_t pg__cross_entropy(pg__b *b, const uint32_t *z, const double *cls
 /* Slot indices of n handles into a new array (*out), or a status. */
 static int pg__slots(const pg_id *ids, int64_t n, uint32_t **out) {
     *out = pg__realloc(NULL, (size_t)(n ? n : 1) * sizeof(uint32_t));
-    if (!*out) return PG_ENOMEM;
-    for (int64_t i = 0; i < n; i++)
-        if (!((*out)[i] = pg__lookup(ids[i]))) return PG_EBADID;
-    return PG_OK;
+    return *out ? pg__lookup_n(ids, n, *out, 0) : PG_ENOMEM;
 }
 
 pg_id pg_loss(int kind, const pg_id *pred, const double *target, int64_t n, int64_t nclass,

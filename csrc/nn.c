@@ -101,10 +101,8 @@ pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int
     if (!buf) return PG_ENOMEM;
     uint32_t *prm = buf, *in = buf + nparams, *cur = in + width;
     pg__lock();
-    for (int64_t i = 0; i < nparams && status == PG_OK; i++)
-        if (!(prm[i] = pg__lookup(params[i]))) status = PG_EBADID;
-    for (int64_t i = 0; i < nin0 && status == PG_OK; i++)
-        if (!(in[i] = x[i] ? pg__lookup(x[i]) : 0) && x[i]) status = PG_EBADID;
+    status = pg__lookup_n(params, nparams, prm, 0);
+    if (status == PG_OK) status = pg__lookup_n(x, nin0, in, 1); /* 0: a number input */
     /* A parameter gains one reference per use, an input one per neuron. */
     if (status == PG_OK && (!pg__room(prm, nparams, 1) || !pg__room(in, nin0, sizes[1])))
         status = PG_ELIMIT;

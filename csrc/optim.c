@@ -41,11 +41,9 @@ pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t 
     }
     *o = (pg_optim){*cfg, n, 0, slot, m, v, 0};
     pg__lock();
-    for (int64_t i = 0; i < n && st == PG_OK; i++) {
-        slot[i] = pg__lookup(params[i]);
-        if (!slot[i]) st = PG_EBADID;
-        else if (pg__A.nodes[slot[i]].refs > UINT32_MAX - (uint32_t)n) st = PG_ELIMIT;
-    }
+    st = pg__lookup_n(params, n, slot, 0);
+    for (int64_t i = 0; i < n && st == PG_OK; i++)
+        if (pg__A.nodes[slot[i]].refs > UINT32_MAX - (uint32_t)n) st = PG_ELIMIT;
     if (st == PG_OK)
         for (int64_t i = 0; i < n; i++) {
             pg__A.nodes[slot[i]].refs++;

@@ -163,9 +163,7 @@ int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, i
     uint32_t *in = pg__realloc(NULL, (size_t)(ninputs ? ninputs : 1) * sizeof(uint32_t));
     if (!in) return PG_ENOMEM;
     pg__lock();
-    int status = PG_OK;
-    for (int64_t j = 0; j < ninputs && status == PG_OK; j++)
-        if (!(in[j] = pg__lookup(inputs[j]))) status = PG_EBADID;
+    int status = pg__lookup_n(inputs, ninputs, in, 0);
     int64_t i = 0;
     for (; i < iters && status == PG_OK; i++) {
         pg_node *nodes = pg__A.nodes;

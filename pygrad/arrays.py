@@ -50,11 +50,10 @@ def _get(values, field, what):
 
 def _set(values, field, src, what):
     h = handles(values)
-    np = numpy
-    if np.ndim(src) == 0:
+    if numpy.ndim(src) == 0:
         status = lib.pg_scatter(h.array, h.n, field, ffi.NULL, float(src))
     else:
-        a = np.ascontiguousarray(src, dtype="float64")
+        a = numpy.ascontiguousarray(src, dtype="float64")
         if a.shape != (h.n,):
             raise ValueError(f"{what}: expected {h.n} values, got an array of shape {a.shape}")
         status = lib.pg_scatter(h.array, h.n, field, ffi.from_buffer("double[]", a), 0.0)

@@ -8,7 +8,7 @@ runs. `pred` is a list of Values; `target` a list of numbers.
 """
 from _pygrad import ffi, lib
 
-from .engine import Value, _fail, _real_or_raise
+from .engine import Value, _fail, _made, _real_or_raise
 
 
 def _build(kind, name, pred, target, nclass=1, params=(), alpha=0.0):
@@ -20,9 +20,7 @@ def _build(kind, name, pred, target, nclass=1, params=(), alpha=0.0):
                        pids or ffi.NULL, len(pids), float(alpha))
     if node < 0:
         _fail(node, name)
-    out = Value.__new__(Value)
-    out._id, out._a, out._b = node, None, None
-    return out
+    return _made(node, None, None)
 
 
 def _on_pygrad(*groups):
