@@ -5,7 +5,7 @@
 
 `pygrad.reference` is the same API in pure Python (the tests' oracle).
 """
-from . import losses, nn, optim
+from . import losses, nn, optim, serialization
 from .arrays import get_data, get_grad, set_data, set_grad
 from .engine import Value, live_nodes
 from .nn import MLP, Layer, Module, Neuron

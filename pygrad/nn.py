@@ -13,6 +13,7 @@ import random
 
 from _pygrad import ffi, lib
 
+from . import serialization
 from .arrays import Handles
 from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made
 
@@ -73,6 +74,16 @@ class Module:
 
     def parameters(self):
         return []
+
+    def save(self, file):
+        """Write the parameters' data to file, a path or a binary file object
+        (the format: pygrad/serialization.py)."""
+        serialization.save(self, file)
+
+    def load(self, file):
+        """Set the parameters from a file that save() wrote for a model of
+        this shape; ValueError, changing nothing, if it does not fit."""
+        serialization.load(self, file)
 
     def _handles(self):
         """The parameters as Handles for the C library, or None if they are
