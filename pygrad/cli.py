@@ -89,12 +89,11 @@ def build_parser(prog):
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--engine", choices=["pygrad", "reference"], default="pygrad",
                        help="pygrad (C) or the pure-Python reference engine (not for digits)")
-    train.add_argument("--way", choices=["nn", "tutorial", "tape"],
+    train.add_argument("--way", choices=WORKLOADS["W1"].ways,
                        help="W1 only: pygrad.nn's MLP (default), the tutorial's own classes on "
                        "Value, or pygrad.Tape replaying the graph (the fastest)")
-    commands.add_parser(
-        "bench", add_help=False, help="run the benchmark suite (pygrad bench --help for options)",
-        description="Run the benchmark suite; its options follow.")
+    commands.add_parser("bench", add_help=False,
+                        help="run the benchmark suite (pygrad bench --help for its options)")
     return ap
 
 
@@ -145,6 +144,9 @@ def train(args, prog):
         print(f"{prog}: error: {cls.unit} {len(losses) + 1}: {type(e).__name__}: {e}",
               file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted after {len(losses)} {cls.unit}s", file=sys.stderr)
+        return 130
     n, unit = len(losses), cls.unit
     speed = (f"{n / seconds:,.0f} {unit}s/s, {1e6 * seconds / n:,.1f} us/{unit}" if n >= 100 * seconds
              else f"{n / seconds:.3g} {unit}s/s, {seconds / n:.3g} s/{unit}")
@@ -155,8 +157,12 @@ def train(args, prog):
     if not args.no_plot:
         from .plot import save_loss_plot
         out = args.out or f"{cls.name.lower()}_loss.png"
-        writer = save_loss_plot(losses, out, title=f"{cls.name}, lr {run.lr}, seed {args.seed}",
-                                xlabel=unit)
+        try:
+            writer = save_loss_plot(losses, out, xlabel=unit,
+                                    title=f"{cls.name}, lr {run.lr}, seed {args.seed}")
+        except (OSError, ValueError) as e:
+            print(f"{prog}: error: writing {out}: {e}", file=sys.stderr)
+            return 1
         note = "" if writer == "matplotlib" else \
             " (a plain plot: pip install matplotlib for a full one)"
         print(f"loss curve written to {out}{note}")
@@ -193,7 +199,7 @@ def check_w4(engine_name):
         good = all(agrees(v, p) for v, p in zip(values, printed))
         ok &= good
         shown = ", ".join(f"{v:.6g}" for v in values)
-        print(f"  {what:<38} {shown:<26} lecture: {', '.join(printed):<17} "
+        print(f"  {what:<38} {shown:<32} lecture: {', '.join(printed):<20} "
               f"{'agrees' if good else 'DISAGREES'}")
     print("all agree with the lecture" if ok else "some disagree with the lecture")
     return 0 if ok else 1

@@ -229,3 +229,18 @@ def test_bench_help_and_bad_arguments(tmp_path):
 def test_bench_ships_its_c_loops():
     from importlib import resources
     assert "int main" in resources.files("pygrad.bench").joinpath("loops.c").read_text()
+
+
+def test_a_plot_that_cannot_be_written_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "taken.png").mkdir()  # a folder where the file should go
+    assert main(["train", "--iters", "3", "--no-progress", "--out", str(tmp_path / "taken.png")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("pygrad train: error: writing ")
+
+
+def test_ctrl_c_stops_training_with_status_130(monkeypatch, capsys):
+    def interrupted(self, n):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(W1, "train", interrupted)
+    assert main(["train", "--no-progress", "--no-plot"]) == 130
+    assert capsys.readouterr().err == "pygrad train: interrupted after 0 iterations\n"
