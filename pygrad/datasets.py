@@ -1,11 +1,24 @@
-"""Small synthetic data sets for the workloads, in pure Python (no numpy, no sklearn).
+"""Data sets for the workloads; nothing is downloaded, scikit-learn is not needed.
 
-make_moons is the two-moons set of micrograd's demo (workload W2).
+make_moons is the two-moons set of micrograd's demo (workload W2), generated
+in pure Python.
+
+load_digits is scikit-learn's bundled 8x8 digits (the `digits` workload),
+shipped in the package as pygrad/data/digits.csv.gz, the file
+sklearn/datasets/data/digits.csv.gz copied unchanged from the scikit-learn
+1.9.1 wheel on PyPI (scikit-learn is BSD-3-Clause). The data is the test set
+of the UCI Machine Learning Repository's "Optical Recognition of Handwritten
+Digits" (E. Alpaydin and C. Kaynak, 1998).
+pygrad/data/README.md gives the provenance and the licences.
 """
+import gzip
 import math
 import random
+from importlib import resources
 
-__all__ = ["make_moons"]
+import numpy as np
+
+__all__ = ["make_moons", "load_digits"]
 
 
 def _linspace_0_pi(n):
@@ -58,3 +71,16 @@ def make_moons(n_samples=100, noise=0.1, seed=0):
             point[0] += rng.gauss(0.0, noise)
             point[1] += rng.gauss(0.0, noise)
     return X, y
+
+
+def load_digits():
+    """scikit-learn's digits: 1797 handwritten digits as 8x8 images.
+
+    Returns (X, y): X a float64 numpy array of shape (1797, 64), each row an
+    image's pixels row by row, scaled from 0..16 (the counts of ink in 4x4
+    blocks of a 32x32 bitmap) to [0, 1]; y an int64 array of the 1797
+    classes, 0 to 9. The rows are in the file's order (sklearn's order).
+    """
+    with resources.files("pygrad").joinpath("data/digits.csv.gz").open("rb") as f:
+        table = np.loadtxt(gzip.open(f), delimiter=",", dtype=np.int64)
+    return table[:, :64] / 16.0, table[:, 64]

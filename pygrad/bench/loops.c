@@ -1,6 +1,6 @@
 /*
  * loops.c: hand-written C training loops, the "how fast could it be" baseline of
- * pygrad's benchmarks. benchmarks/baselines.py compiles this file on the spot with
+ * pygrad's benchmarks. pygrad/bench/baselines.py compiles this file on the spot with
  *
  *     cc -O2 -ffp-contract=off -fno-fast-math -o loops loops.c -lm
  *

@@ -1,7 +1,7 @@
 """Baseline implementations of the benchmark workloads (spec/WORKLOADS.md).
 
-Plain functions that benchmarks/run.py times side by side with pygrad: PyTorch
-eager, hand-vectorized numpy, hand-written C loops (benchmarks/loops.c, compiled
+Plain functions that pygrad/bench/run.py times side by side with pygrad: PyTorch
+eager, hand-vectorized numpy, hand-written C loops (pygrad/bench/loops.c, compiled
 on the spot by build_c()), and the real `micrograd` package for W2 (run.py runs it through
 pygrad.workloads.train_w2, the demo loop itself). torch,
 numpy and micrograd are imported inside the functions that use them, so this
@@ -18,12 +18,11 @@ Conventions:
   construction), "final_loss" and "losses" (every iteration's or step's loss,
   taken before that iteration's update). The C functions return None when no
   C compiler is found.
-- torch and numpy's BLAS run with their default thread settings (as many
-  threads as cores). Those threads only pay off on the batched MNIST-shaped
-  runs; and when another process keeps a core busy, they slow the small
-  workloads down 10-100x (threads waiting on each other). For steady numbers,
-  run on an idle machine, or set OMP_NUM_THREADS=1 and OPENBLAS_NUM_THREADS=1
-  in the environment before torch and numpy are imported.
+- torch and numpy's BLAS run with the thread settings of the environment.
+  run.py's main() sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and
+  MKL_NUM_THREADS to 1 unless they are set: more threads only pay off on the
+  batched MNIST-shaped runs, and when another process keeps a core busy they
+  slow the small workloads down 10-100x (threads waiting on each other).
 """
 import atexit
 import math
@@ -119,7 +118,7 @@ def _find_compiler():
 
 
 def build_c():
-    """Compile benchmarks/loops.c (once per process) and return the binary's path,
+    """Compile loops.c, beside this file (once per process) and return the binary's path,
     or None if there is no C compiler. A compiler that fails raises RuntimeError."""
     global _c_binary, _c_tried
     if _c_tried:
