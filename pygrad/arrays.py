@@ -9,10 +9,23 @@ Each takes a list of Values (or a Module: its parameters) and makes one C
 call however many there are. The arrays are copies: a node's data lives in
 the C arena, which moves when it grows, so no view of it could stay valid.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable, Union
+
 import numpy
 from _pygrad import ffi, lib
 
 from .engine import Value, _fail
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .nn import Module
+
+#: What these functions (and the optimizers) take: Values, or a Module for
+#: its parameters.
+Values = Union[Iterable[Value], "Module", "Handles"]
 
 
 class Handles:
@@ -61,21 +74,21 @@ def _set(values, field, src, what):
         _fail(status, what, *h.values[:1])
 
 
-def get_data(values):
+def get_data(values: Values) -> npt.NDArray[numpy.float64]:
     """The data of each Value, as a new float64 numpy array."""
     return _get(values, lib.PG_DATA, "get_data")
 
 
-def get_grad(values):
+def get_grad(values: Values) -> npt.NDArray[numpy.float64]:
     """The grad of each Value, as a new float64 numpy array."""
     return _get(values, lib.PG_GRAD, "get_grad")
 
 
-def set_data(values, src):
+def set_data(values: Values, src: npt.ArrayLike) -> None:
     """Set each Value's data from src (one number per Value, or a scalar for all)."""
     _set(values, lib.PG_DATA, src, "set_data")
 
 
-def set_grad(values, src):
+def set_grad(values: Values, src: npt.ArrayLike) -> None:
     """Set each Value's grad from src (one number per Value, or a scalar for all)."""
     _set(values, lib.PG_GRAD, src, "set_grad")

@@ -15,7 +15,7 @@ import sys
 import time
 
 from . import reference
-from .workloads import WORKLOADS, agrees, w4_numbers
+from .workloads import W1, WORKLOADS, agrees, w4_numbers
 
 NAMES = [*WORKLOADS, "W4"]  # W4 is the lecture's worked numbers: checked, not trained
 BY_LOWER = {name.lower(): name for name in NAMES}
@@ -89,7 +89,7 @@ def build_parser(prog):
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.add_argument("--engine", choices=["pygrad", "reference"], default="pygrad",
                        help="pygrad (C) or the pure-Python reference engine (not for digits)")
-    train.add_argument("--way", choices=WORKLOADS["W1"].ways,
+    train.add_argument("--way", choices=W1.ways,
                        help="W1 only: pygrad.nn's MLP (default), the tutorial's own classes on "
                        "Value, or pygrad.Tape replaying the graph (the fastest)")
     commands.add_parser("bench", add_help=False,
@@ -137,7 +137,7 @@ def train(args, prog):
     print(f"{cls.name}: {cls.title}; {run.iters} {cls.unit}s ({how}), lr {run.lr}, "
           f"seed {args.seed}", flush=True)
 
-    losses = []
+    losses: "list[float]" = []
     try:
         seconds = train_with_progress(run, losses, not args.no_progress)
     except (ArithmeticError, ValueError) as e:  # e.g. diverging at a too large --lr

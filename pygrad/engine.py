@@ -6,7 +6,10 @@ and runs every node's backward kernel in C. The Python object keeps its
 operands alive (so `_prev` gives back the very objects that built it) and
 releases its node when it dies.
 """
+from __future__ import annotations
+
 import numbers
+from typing import TYPE_CHECKING, Iterable, Union
 
 from _pygrad import ffi, lib  # the compiled C library (csrc/), bound by cffi
 
@@ -76,7 +79,8 @@ class Value:
     __slots__ = ("_id", "_a", "_b", "_label", "_user", "__weakref__")
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
 
-    def __init__(self, data, _children=(), _op="", label=""):
+    def __init__(self, data: float, _children: Iterable[Value] = (), _op: str = "",
+                 label: str = "") -> None:
         data = _real_or_raise(data, "Value data")
         node = lib.pg_leaf(data)
         if node <= 0:
@@ -110,18 +114,18 @@ class Value:
     # .data and .grad: see _node_field below the class.
 
     @property
-    def label(self):
+    def label(self) -> str:
         try:
             return self._label
         except AttributeError:
             return ""
 
     @label.setter
-    def label(self, value):
+    def label(self, value: str) -> None:
         self._label = value
 
     @property
-    def _op(self):
+    def _op(self) -> str:
         try:
             return self._user[1]
         except AttributeError:
@@ -137,7 +141,7 @@ class Value:
         return _SYMBOLS[op]
 
     @property
-    def _prev(self):
+    def _prev(self) -> set[Value]:
         """The operands: the same Value objects that built this one."""
         try:
             return set(self._user[0])
@@ -162,25 +166,55 @@ class Value:
             children.add(known)
         return children
 
-    def backward(self):
+    def backward(self) -> None:
         """Set self.grad = 1 and backpropagate through the whole graph."""
         status = lib.pg_backward(self._id)
         if status:
             _fail(status, "backward", self)
 
-    def _backward(self):
+    def _backward(self) -> None:
         """Run this node's local backward once (into its operands' grads)."""
         status = lib.pg_backward_node(self._id)
         if status:
             _fail(status, "_backward", self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
     # ---- operators (+, * and the unary methods are made from the C op table
     # at the end of this file) ------------------------------------------------
 
-    def __pow__(self, other, modulo=None):  # self ** other
+    if TYPE_CHECKING:  # what the end of this file attaches, for type checkers
+        _id: int  # the node's handle (see __slots__)
+        _a: Value | None  # the operands it was made from, kept alive
+        _b: Value | float | None  # (or the exponent of a ** k, as written)
+
+        @property  # data and grad: see _node_field
+        def data(self) -> float: ...
+        @data.setter
+        def data(self, value: float) -> None: ...
+        @property
+        def grad(self) -> float: ...
+        @grad.setter
+        def grad(self, value: float) -> None: ...
+
+        def __add__(self, other: Operand) -> Value: ...  # self + other
+        def __radd__(self, other: float) -> Value: ...  # other + self
+        def __mul__(self, other: Operand) -> Value: ...  # self * other
+        def __rmul__(self, other: float) -> Value: ...  # other * self
+        def __abs__(self) -> Value: ...  # abs(self)
+        # one method per unary op of the C library (UNARY_OPS; a test checks the list)
+        def relu(self) -> Value: ...
+        def tanh(self) -> Value: ...
+        def sigmoid(self) -> Value: ...
+        def exp(self) -> Value: ...
+        def log(self) -> Value: ...
+        def sqrt(self) -> Value: ...
+        def abs(self) -> Value: ...
+        def sin(self) -> Value: ...
+        def cos(self) -> Value: ...
+
+    def __pow__(self, other: Operand, modulo: None = None) -> Value:  # self ** other
         if modulo is not None:
             return NotImplemented
         if type(other) is int or type(other) is float:
@@ -200,7 +234,7 @@ class Value:
         out._b = other  # the exponent as written, for _op
         return out
 
-    def __rpow__(self, other):  # other ** self
+    def __rpow__(self, other: float) -> Value:  # other ** self
         base = _as_float(other)
         return NotImplemented if base is None else Value(base) ** self
 
@@ -208,10 +242,10 @@ class Value:
     # **, made here without a Python object for the intermediate node (which
     # no user could hold): the graph is the same node for node.
 
-    def __neg__(self):  # -self: self * -1
+    def __neg__(self) -> Value:  # -self: self * -1
         return self * -1
 
-    def __sub__(self, other):  # self - other: self + (-other)
+    def __sub__(self, other: Operand) -> Value:  # self - other: self + (-other)
         if type(other) is float or type(other) is int:
             return self + (-other)
         if isinstance(other, Value):
@@ -219,14 +253,14 @@ class Value:
         other = _as_float(other)
         return NotImplemented if other is None else self + (-other)
 
-    def __rsub__(self, other):  # other - self: (-self) + other
+    def __rsub__(self, other: float) -> Value:  # other - self: (-self) + other
         if type(other) is not float and type(other) is not int:
             other = _as_float(other)
             if other is None:
                 return NotImplemented
         return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, other)
 
-    def __truediv__(self, other):  # self / other: self * other**-1
+    def __truediv__(self, other: Operand) -> Value:  # self / other: self * other**-1
         if isinstance(other, Value):
             return _compose(_MUL, self, _POWK, other._id, -1.0, "/", self, other)
         number = _as_float(other)
@@ -236,11 +270,15 @@ class Value:
             raise ZeroDivisionError(f"division by zero: {_show(self)} / {_show(other)}")
         return self * number**-1
 
-    def __rtruediv__(self, other):  # other / self: self**-1 * other
+    def __rtruediv__(self, other: float) -> Value:  # other / self: self**-1 * other
         number = _as_float(other)
         if number is None:
             return NotImplemented
         return _compose(_MUL, None, _POWK, self._id, -1.0, "/", other, self, number)
+
+
+#: What an arithmetic operator takes besides a Value: a Value or a real number.
+Operand = Union[Value, float]
 
 
 def _compose(op, first, inner, a, x, symbol, left, right, number=None,
@@ -366,6 +404,6 @@ Value.__abs__ = Value.abs  # abs(v)
 _pow_values = _binary_method(_POW, "**")  # self ** other, both Values
 
 
-def live_nodes():
+def live_nodes() -> int:
     """The number of nodes alive in the C arena (for tests and leak checks)."""
     return lib.pg_live_nodes()

@@ -6,6 +6,10 @@ loss and the same gradients as that expression, only without one Python
 object per node. On other engines (pygrad.reference) the expression itself
 runs. `pred` is a list of Values; `target` a list of numbers.
 """
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence, Union
+
 from _pygrad import ffi, lib
 
 from .engine import Value, _fail, _made, _real_or_raise
@@ -27,7 +31,8 @@ def _on_pygrad(*groups):
     return all(isinstance(v, Value) for group in groups for v in group)
 
 
-def _check(pred, target, name):
+def _check(pred: Iterable[Value], target: Iterable[float],
+           name: str) -> tuple[list[Value], list[float]]:
     pred, target = list(pred), list(target)
     if not pred or len(pred) != len(target):
         raise ValueError(f"{name}: need as many targets as predictions (and at least one), "
@@ -35,15 +40,16 @@ def _check(pred, target, name):
     return pred, target
 
 
-def sum_squares(pred, target):
+def sum_squares(pred: Iterable[Value], target: Iterable[float]) -> Value:
     """sum((y - p) ** 2 for y, p in zip(target, pred))"""
     pred, target = _check(pred, target, "sum_squares")
     if _on_pygrad(pred):
         return _build(lib.PG_LOSS_SUM_SQUARES, "sum_squares", pred, target)
-    return sum((y - p) ** 2 for y, p in zip(target, pred))
+    # (sum's 0 is never returned: pred is not empty)
+    return sum((y - p) ** 2 for y, p in zip(target, pred))  # type: ignore[return-value]
 
 
-def mse(pred, target):
+def mse(pred: Iterable[Value], target: Iterable[float]) -> Value:
     """sum_squares(pred, target) * (1.0 / len(pred)): mean squared error."""
     pred, target = _check(pred, target, "mse")
     if _on_pygrad(pred):
@@ -51,7 +57,7 @@ def mse(pred, target):
     return sum_squares(pred, target) * (1.0 / len(pred))
 
 
-def root_sum_squares(pred, target):
+def root_sum_squares(pred: Iterable[Value], target: Iterable[float]) -> Value:
     """sum_squares(pred, target) ** 0.5: seed 000's (W1's) loss."""
     pred, target = _check(pred, target, "root_sum_squares")
     if _on_pygrad(pred):
@@ -59,7 +65,8 @@ def root_sum_squares(pred, target):
     return sum_squares(pred, target) ** 0.5
 
 
-def hinge(scores, target, params=(), alpha=1e-4):
+def hinge(scores: Iterable[Value], target: Iterable[float], params: Iterable[Value] = (),
+          alpha: float = 1e-4) -> Value:
     """micrograd's demo (W2): the max-margin loss with L2 regularization,
         sum((1 + -y * s).relu() for y, s in zip(target, scores)) * (1.0 / len(scores))
         + alpha * sum(p * p for p in params)
@@ -69,13 +76,13 @@ def hinge(scores, target, params=(), alpha=1e-4):
     if _on_pygrad(scores, params):
         return _build(lib.PG_LOSS_HINGE, "hinge", scores, target, params=params, alpha=alpha)
     losses = [(1 + -y * s).relu() for y, s in zip(target, scores)]
-    data_loss = sum(losses) * (1.0 / len(losses))
+    data_loss = sum(losses) * (1.0 / len(losses))  # (a Value: losses is not empty)
     if not params:
-        return data_loss
-    return data_loss + alpha * sum(p * p for p in params)
+        return data_loss  # type: ignore[return-value]
+    return data_loss + alpha * sum(p * p for p in params)  # type: ignore[return-value]
 
 
-def cross_entropy(logits, target):
+def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> Value:
     """Softmax cross-entropy, the mean over rows: logits is one row of class
     scores (Values) or a list of rows, target the class of each row (one
     int for one row). Per row, with m the row's largest logit's data (a

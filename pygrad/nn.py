@@ -9,13 +9,23 @@ is tanh on every neuron with biases drawn from uniform(-1, 1), as in seed
 000. Weights are drawn with Python's `random` in micrograd's order, so
 `random.seed(s)` gives micrograd's (and the tutorials') initial weights.
 """
+from __future__ import annotations
+
 import random
+from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 from _pygrad import ffi, lib
 
 from . import serialization
 from .arrays import Handles
 from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made
+
+if TYPE_CHECKING:
+    from . import engine  # engine.Value, where a class's own `Value` attribute hides it
+
+#: What a module takes: Values or numbers (a list, tuple, iterator or 1-D
+#: numpy array), or one Value (a 1-neuron layer's output).
+Inputs = Union[Iterable[Union[Value, float]], Value]
 
 #: What `act` and `out_act` accept: "linear", or any unary op of Value.
 ACTIVATIONS = ("linear",) + UNARY_OPS
@@ -56,7 +66,7 @@ class Module:
         object.__setattr__(self, name, value)
         _version[0] += 1
 
-    _TRACKED = ()
+    _TRACKED: tuple[str, ...] = ()
 
     def __getstate__(self):  # copy, deepcopy, pickle: not the caches
         state = dict(self.__dict__)
@@ -64,7 +74,7 @@ class Module:
         state.pop("_params", None)
         return state
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         h = self._handles()
         if h is None:
             for p in self.parameters():
@@ -72,7 +82,7 @@ class Module:
         else:  # one C call
             lib.pg_scatter(h.array, h.n, lib.PG_GRAD, ffi.NULL, 0.0)
 
-    def parameters(self):
+    def parameters(self) -> list[Value]:
         return []
 
     def save(self, file):
@@ -96,6 +106,10 @@ class _Dense(Module):
     """What Neuron, Layer and MLP share: a forward that is one C call when
     the module is built on pygrad's Value, and the handles it needs."""
 
+    if TYPE_CHECKING:  # each subclass defines them
+        def _layer_list(self) -> list[list[Neuron]]: ...
+        def _collect(self) -> list[Value]: ...
+
     def _spec(self):
         spec = self.__dict__.get("_cached")
         if spec is None or spec[0] != _version[0]:
@@ -112,7 +126,7 @@ class _Dense(Module):
         net = self._spec()
         return net.params if net is not None else super()._handles()
 
-    def parameters(self):
+    def parameters(self) -> list[Value]:
         """A new list of the parameters (collected once per structure change)."""
         cached = self.__dict__.get("_params")
         if cached is None or cached[0] != _version[0]:
@@ -197,7 +211,8 @@ class Neuron(_Dense):
     Value = Value  # the engine it builds on (pygrad.reference swaps in its own)
     _TRACKED = ("w",)
 
-    def __init__(self, nin, nonlin=True, act="relu", bias="zero"):
+    def __init__(self, nin: int, nonlin: bool = True, act: str = "relu",
+                 bias: str = "zero") -> None:
         if not isinstance(nin, int) or nin < 0:
             raise ValueError(f"nin must be a non-negative int, not {nin!r}")
         if act not in ACTIVATIONS:
@@ -209,7 +224,7 @@ class Neuron(_Dense):
         self.act = act if nonlin else "linear"
         self.nonlin = self.act != "linear"
 
-    def __call__(self, x):
+    def __call__(self, x: Inputs) -> engine.Value:
         x = self._check(x)
         dense = self._spec()
         return self._forward(x) if dense is None else dense(x)
@@ -235,7 +250,7 @@ class Neuron(_Dense):
     def _collect(self):
         return self.w + [self.b]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{_NAMES.get(self.act, self.act.capitalize())}Neuron({len(self.w)})"
 
 
@@ -245,10 +260,10 @@ class Layer(_Dense):
     Neuron = Neuron
     _TRACKED = ("neurons",)
 
-    def __init__(self, nin, nout, **kwargs):
+    def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
         self.neurons = [self.Neuron(nin, **kwargs) for _ in range(nout)]
 
-    def __call__(self, x):
+    def __call__(self, x: Inputs) -> Any:  # a Value if nout == 1, else a list of Values
         if self.neurons:
             x = self.neurons[0]._check(x)  # once: the neurons share their inputs
         dense = self._spec()
@@ -263,7 +278,7 @@ class Layer(_Dense):
     def _collect(self):
         return [p for n in self.neurons for p in n.parameters()]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
 
 
@@ -277,13 +292,14 @@ class MLP(_Dense):
     Layer = Layer
     _TRACKED = ("layers",)
 
-    def __init__(self, nin, nouts, act="relu", out_act="linear", bias="zero"):
+    def __init__(self, nin: int, nouts: Sequence[int], act: str = "relu", out_act: str = "linear",
+                 bias: str = "zero") -> None:
         sz = [nin] + list(nouts)
         last = len(nouts) - 1
         self.layers = [self.Layer(sz[i], sz[i + 1], act=out_act if i == last else act, bias=bias)
                        for i in range(len(nouts))]
 
-    def __call__(self, x):
+    def __call__(self, x: Inputs) -> Any:  # a Value if the last layer has one neuron, else a list
         dense = self._spec()
         if dense is not None:
             if type(x) is not list or len(x) != dense.nin:
@@ -299,5 +315,5 @@ class MLP(_Dense):
     def _collect(self):
         return [p for layer in self.layers for p in layer.parameters()]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

@@ -12,19 +12,27 @@ operation for operation (csrc/optim.c). Plain SGD is exactly the tutorials'
 `p.data -= lr * p.grad`. Hyperparameters can be changed between steps
 (`opt.lr = 0.1`). An optimizer is also what Tape.train steps in C.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from _pygrad import ffi, lib
 
 from .arrays import handles
 from .engine import _fail
+
+if TYPE_CHECKING:
+    from .arrays import Values
+    from .engine import Value
 
 
 class Optimizer:
     """What SGD and Adam share: the parameters, the C optimizer, settings."""
 
     _KIND = None
-    _SETTINGS = ()
+    _SETTINGS: tuple[str, ...] = ()
 
-    def __init__(self, params, **settings):
+    def __init__(self, params: Values, **settings: Any) -> None:
         self._params = handles(params)
         if self._params is None:
             raise TypeError(f"{type(self).__name__} needs pygrad Values as parameters")
@@ -53,31 +61,31 @@ class Optimizer:
         raise NotImplementedError
 
     @property
-    def params(self):
+    def params(self) -> list[Value]:
         """The parameters, in the order given."""
         return list(self._params.values)
 
     @property
-    def steps(self):
+    def steps(self) -> int:
         """Steps taken so far (by step() and by Tape.train)."""
         return lib.pg_optim_steps(self._c)
 
-    def step(self):
+    def step(self) -> None:
         """One update of every parameter from its grad."""
         lib.pg_optim_step(self._c)
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         """Set every parameter's grad to 0."""
         p = self._params
         lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:  # the settings: opt.lr
         settings = self.__dict__.get("_settings", {})
         if name in settings:
             return settings[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    def __setattr__(self, name, value):
+    def __setattr__(self, name: str, value: Any) -> None:
         if name in self._SETTINGS:  # a new learning rate, say: takes effect at the next step
             settings = dict(self._settings, **{name: value})
             self._check(settings)
@@ -87,7 +95,7 @@ class Optimizer:
         else:
             object.__setattr__(self, name, value)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._settings.items())
         return f"{type(self).__name__}({self._params.n} parameters, {args})"
 
@@ -106,8 +114,8 @@ class SGD(Optimizer):
     _KIND = lib.PG_SGD
     _SETTINGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 
-    def __init__(self, params, lr=0.01, momentum=0.0, dampening=0.0, weight_decay=0.0,
-                 nesterov=False):
+    def __init__(self, params: Values, lr: float = 0.01, momentum: float = 0.0,
+                 dampening: float = 0.0, weight_decay: float = 0.0, nesterov: bool = False) -> None:
         settings = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov)
         self._check(settings)
@@ -126,7 +134,8 @@ class Adam(Optimizer):
     _KIND = lib.PG_ADAM
     _SETTINGS = ("lr", "betas", "eps", "weight_decay")
 
-    def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(self, params: Values, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> None:
         settings = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
         self._check(settings)
         super().__init__(params, **settings)

@@ -21,17 +21,26 @@ in as numbers (`y - 1.0`) stay as they were; feed anything that changes
 through leaf Values. Replay gives exactly the numbers a rebuild would give,
 bit for bit, because it runs the same kernels over the same order.
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
 import numpy as np
 from _pygrad import ffi, lib
 
 from .arrays import handles
 from .engine import _SYMBOLS, Value, _fail
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .optim import Optimizer
+
 
 class Tape:
     """A recorded graph (everything under root) that can be run again."""
 
-    def __init__(self, root):
+    def __init__(self, root: Value) -> None:
         if not isinstance(root, Value):
             raise TypeError(f"Tape needs a pygrad Value, not {type(root).__name__!r}")
         status = ffi.new("int *")
@@ -41,11 +50,11 @@ class Tape:
         self._c = ffi.gc(ptr, lib.pg_tape_free)  # the tape holds the graph alive
         self.root = root
 
-    def __len__(self):
+    def __len__(self) -> int:
         """The number of nodes in the graph."""
         return lib.pg_tape_size(self._c)
 
-    def forward(self):
+    def forward(self) -> float:
         """Recompute every node from its children; return the root's data.
         On a math error nothing changes and the error names the failing op."""
         failed = ffi.new("pg_failure *")
@@ -54,12 +63,14 @@ class Tape:
             _replay_fail(status, failed)
         return self.root.data
 
-    def backward(self):
+    def backward(self) -> None:
         """Zero every grad in the graph (leaves' too), set the root's to 1,
         and backpropagate: micrograd's backward on a fresh graph."""
         lib.pg_tape_backward(self._c)
 
-    def train(self, iters, optimizer=None, inputs=None, data=None):
+    def train(self, iters: int, optimizer: Optimizer | None = None,
+              inputs: Iterable[Value] | None = None,
+              data: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
         """Run iters iterations of: load the next row of data into the input
         leaves, forward, record the root's data, backward, optimizer.step().
         Returns the recorded losses as a numpy array.
@@ -95,7 +106,7 @@ class Tape:
             _replay_fail(status, failed, losses[: done[0]])
         return losses
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Tape({len(self)} nodes, root={self.root!r})"
 
 
@@ -112,5 +123,5 @@ def _replay_fail(status, failed, losses=None):
             _fail(status, _SYMBOLS[op], failed.a, lib.pg_k(failed.node), note="replaying a Tape")
         _fail(status, ffi.string(lib.pg_op_name(op)).decode(), failed.a, note="replaying a Tape")
     except Exception as e:
-        e.losses = losses
+        e.losses = losses  # type: ignore[attr-defined]
         raise

@@ -39,7 +39,7 @@ VERSION = 1
 
 def describe(module):
     """The model's shape as saved: its repr, unless that is object's (an address)."""
-    if type(module).__repr__ is object.__repr__:
+    if getattr(type(module), "__repr__") is object.__repr__:
         return f"{type(module).__qualname__} with {len(module.parameters())} parameters"
     return repr(module)
 

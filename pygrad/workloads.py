@@ -238,7 +238,7 @@ class Workload:
     name = title = ""
     unit = "iteration"
     iters, lr = 100_000, 0.01
-    engines = ("pygrad", "reference")
+    engines: "tuple[str, ...]" = ("pygrad", "reference")
 
     def __init__(self, seed=0, lr=None, iters=None, engine=None):
         self.seed = seed

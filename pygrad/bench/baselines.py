@@ -431,7 +431,7 @@ def mnist_params(seed=0):
 def _batch_slices(n, batch, steps):
     """The samples of each step: (k * batch + i) mod n for i < batch, as a slice
     when they do not wrap around, else as an index list."""
-    batches = []
+    batches: "list[slice | list[int]]" = []
     for k in range(steps):
         first = (k * batch) % n
         if first + batch <= n:

@@ -1,0 +1,65 @@
+"""The installed distribution: its version, its compiled module and the
+files a user's tools rely on."""
+import ast
+import importlib.metadata
+import importlib.resources
+import inspect
+import os
+import sys
+
+import _pygrad
+import pygrad
+from pygrad.engine import UNARY_OPS
+
+
+def test_version_is_written_once():
+    # pyproject.toml reads __version__ from pygrad/__init__.py; the installed
+    # metadata must say the same.
+    assert pygrad.__version__ == importlib.metadata.version("pygrad-engine")
+
+
+def test_the_extension_is_built_for_the_stable_abi():
+    # One wheel serves every CPython 3.9+ only if the module is abi3:
+    # _pygrad.abi3.so on Linux and macOS; Windows has no ABI tag in the name.
+    name = os.path.basename(_pygrad.__file__)
+    if sys.platform == "win32":
+        assert name == "_pygrad.pyd"
+    else:
+        assert name == "_pygrad.abi3.so"
+
+
+def test_the_tests_import_the_installed_package():
+    # conftest.py takes the source folder off sys.path: what runs here is the
+    # installed wheel (the Python files and the module it was built with).
+    dist = importlib.metadata.distribution("pygrad-engine")
+    for module, path in ((pygrad, "pygrad/__init__.py"), (_pygrad, os.path.basename(_pygrad.__file__))):
+        assert os.path.samefile(module.__file__, str(dist.locate_file(path)))
+
+
+def test_the_package_is_marked_typed():
+    # py.typed tells type checkers to use pygrad's own annotations (PEP 561).
+    assert importlib.resources.files("pygrad").joinpath("py.typed").is_file()
+
+
+def test_the_typed_declarations_list_every_unary_op():
+    # Value's unary methods are attached from the C op table at import, so
+    # engine.py declares them for type checkers; the two lists must agree.
+    tree = ast.parse(inspect.getsource(pygrad.engine))
+    (value,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Value"]
+    (block,) = [n for n in value.body if isinstance(n, ast.If)
+                and isinstance(n.test, ast.Name) and n.test.id == "TYPE_CHECKING"]
+    declared = {f.name for f in block.body if isinstance(f, ast.FunctionDef)
+                and not f.name.startswith("_") and f.name not in ("data", "grad")}
+    assert declared == set(UNARY_OPS)
+
+
+def test_the_typed_usage_example_runs():
+    # tests/typing_usage.py is what mypy checks in CI; here it runs.
+    import typing_usage
+
+    # micrograd's README gives these for its example: 24.7041, 138.8338, 645.5773.
+    assert [round(x, 4) for x in typing_usage.quickstart()] == [24.7041, 138.8338, 645.5773]
+    first, last = typing_usage.train()
+    assert last < first
+    history = typing_usage.replay()
+    assert history[-1] < history[0]
