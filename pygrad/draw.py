@@ -11,6 +11,10 @@ node). Works on any micrograd-style Value (`data`, `grad`, `_prev`, `_op`,
 `label`), so pygrad.reference's and micrograd's graphs draw the same way.
 The walk is iterative: deep graphs do not hit the recursion limit.
 """
+from __future__ import annotations
+
+from typing import Any
+
 __all__ = ["draw_dot", "Dot"]
 
 _RECORD_SPECIALS = str.maketrans({c: "\\" + c for c in '\\{}|<>"'})
@@ -68,7 +72,7 @@ def _trace(root, max_nodes):
     return nodes, edges
 
 
-def draw_dot(root, format="svg", rankdir="LR", max_nodes=10_000):
+def draw_dot(root: Any, format: str = "svg", rankdir: str = "LR", max_nodes: int = 10_000) -> Any:
     """The graph under root as a graphviz.Digraph, or, without the graphviz
     package, as a Dot whose .source is the same DOT text.
 

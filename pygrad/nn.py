@@ -85,12 +85,12 @@ class Module:
     def parameters(self) -> list[Value]:
         return []
 
-    def save(self, file):
+    def save(self, file: serialization.File) -> None:
         """Write the parameters' data to file, a path or a binary file object
         (the format: pygrad/serialization.py)."""
         serialization.save(self, file)
 
-    def load(self, file):
+    def load(self, file: serialization.File) -> None:
         """Set the parameters from a file that save() wrote for a model of
         this shape; ValueError, changing nothing, if it does not fit."""
         serialization.load(self, file)

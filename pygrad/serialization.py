@@ -26,25 +26,35 @@ For a whole model object (structure and numbers), pickle works too:
 versions, engines (``pygrad.reference``'s models save and load the same files)
 and programs.
 """
+from __future__ import annotations
+
+import os
 import zipfile
 import zlib
+from typing import IO, TYPE_CHECKING, Union
 
 import numpy
 
 from .arrays import get_data, set_data
 
+if TYPE_CHECKING:
+    from .nn import Module
+
+#: What save and load take: a path, or a binary file object.
+File = Union[str, "os.PathLike[str]", IO[bytes]]
+
 FORMAT = "pygrad.parameters"
 VERSION = 1
 
 
-def describe(module):
+def describe(module: Module) -> str:
     """The model's shape as saved: its repr, unless that is object's (an address)."""
     if getattr(type(module), "__repr__") is object.__repr__:
         return f"{type(module).__qualname__} with {len(module.parameters())} parameters"
     return repr(module)
 
 
-def _values(module):
+def _values(module: Module) -> numpy.ndarray:
     """The module's parameters' data, as a float64 array (one C call on pygrad)."""
     h = module._handles()
     if h is not None:
@@ -52,18 +62,17 @@ def _values(module):
     return numpy.array([p.data for p in module.parameters()], dtype="float64")
 
 
-def save(module, file):
+def save(module: Module, file: File) -> None:
     """Write module's parameters to file (a path or a binary file object)."""
-    arrays = dict(format=numpy.array(FORMAT), version=numpy.array(VERSION),
-                  model=numpy.array(describe(module)), data=_values(module))
-    if hasattr(file, "write"):
-        numpy.savez(file, **arrays)
-    else:  # opened here: numpy.savez would add ".npz" to a path without it
-        with open(file, "wb") as f:
-            numpy.savez(f, **arrays)
+    if isinstance(file, (str, os.PathLike)):  # opened here: numpy.savez would
+        with open(file, "wb") as f:             # add ".npz" to a path without it
+            save(module, f)
+        return
+    numpy.savez(file, format=numpy.array(FORMAT), version=numpy.array(VERSION),
+                model=numpy.array(describe(module)), data=_values(module))
 
 
-def _read(file):
+def _read(file: File) -> tuple[str, numpy.ndarray]:
     """The (model repr, data) of a parameter file, or ValueError."""
     try:
         z = numpy.load(file, allow_pickle=False)
@@ -90,7 +99,7 @@ def _read(file):
     return str(arrays["model"]), data
 
 
-def load(module, file):
+def load(module: Module, file: File) -> None:
     """Set module's parameters from file, which save() wrote for a model of
     the same shape. ValueError, with nothing changed, if it does not fit."""
     saved, data = _read(file)
