@@ -365,6 +365,63 @@ def test_interpreter_exit_with_millions_of_live_values():
     assert live >= 2 * n and out[1:] == ["atexit True True", ""]
 
 
+# ---- memory given back ------------------------------------------------------
+
+TRIM_PROGRAM = r'''
+import gc, json
+import pygrad
+from _pygrad import lib
+from pygrad import Value
+
+def chain(n, y, step):
+    for i in range(n):
+        y = y * 1.000001 + step
+    return y
+
+out = {}
+low = [Value(float(i)) for i in range(10)]       # live all along, at the bottom
+y = chain(300_000, low[0], low[1])
+top = y * 2.0
+stale = [y._id, top._id]                          # raw handles, kept as numbers
+out["peak"] = lib.pg_capacity()
+pin = Value(5.0)                                  # above the chain, for now
+del y, top
+gc.collect()
+out["pinned"] = lib.pg_capacity()                 # the pin keeps the top in use
+out["stale_after_free"] = [lib.pg_valid(h) for h in stale]
+del pin                                           # nothing high up is live now
+out["unpinned"] = lib.pg_capacity()
+y = chain(300_000, low[2], low[3])                # the same slots handed out again
+out["regrown"] = lib.pg_capacity()
+out["stale_after_regrowth"] = [lib.pg_valid(h) for h in stale]
+out["same_data"] = [v.data for v in low] == [float(i) for i in range(10)]
+y.backward()
+g = 1.0
+for _ in range(300_000):
+    g = 1.000001 * g
+out["grad"] = low[2].grad == g
+del y
+gc.collect()
+out["live"] = pygrad.live_nodes()
+out["end"] = lib.pg_capacity()
+print(json.dumps(out))
+'''
+
+
+def test_the_arena_gives_memory_back_and_stale_handles_stay_dead():
+    """A big graph dies: the arena keeps the slots while a live node sits
+    above them and gives them back once it dies; handles into the slots given
+    back stay invalid after they are handed out again; live nodes below
+    keep their data."""
+    out = json.loads(run_python(TRIM_PROGRAM))
+    assert out["peak"] >= 600_000
+    assert out["pinned"] == out["peak"] and out["stale_after_free"] == [0, 0]
+    assert out["unpinned"] < 1 << 16
+    assert out["regrown"] >= 600_000 and out["stale_after_regrowth"] == [0, 0]
+    assert out["same_data"] and out["grad"]
+    assert out["live"] == 10 and out["end"] < 1 << 16
+
+
 # ---- 100,000 iterations in flat memory ----------------------------------------
 
 FLAT_PROGRAM = r'''

@@ -1,6 +1,6 @@
 """Deep and wide graphs (issue 4, part 9): a 10,000,000-node chain and a
 1,000,000-term sum, backward without recursion, in memory linear in their
-size, every node back in the arena afterwards.
+size, every node back in the arena and the memory given back afterwards.
 
 Each graph is built in a fresh interpreter (tests/test_lifetimes.py's
 run_python), so that its memory is measured alone and given back at exit.
@@ -102,9 +102,11 @@ out["capacity"] = lib.pg_capacity()
 if kind == "chain":
     del y, x, a, b
 else:
-    del s, w, xs
+    del s, w, xs, data
 gc.collect()
 out["live_after"] = pygrad.live_nodes()
+out["after"] = memory()
+out["capacity_after"] = lib.pg_capacity()
 print(json.dumps(out))
 '''
 
@@ -113,9 +115,11 @@ def scale_run(kind, n):
     out = json.loads(run_python(SCALE_PROGRAM, kind, n))
     grown = out["peak"]["VmHWM"] - out["base"]["VmRSS"]
     out["bytes_per_node"] = grown / out["nodes"]
+    out["kept"] = out["after"]["VmRSS"] - out["base"]["VmRSS"]
     print(f"\n{kind} of {out['nodes']} nodes: build {out['build_s']:.1f} s, backward "
           f"{out['backward_s']:.2f} s, peak RSS +{grown / 2**20:.0f} MiB "
-          f"({out['bytes_per_node']:.0f} bytes/node), arena capacity {out['capacity']}")
+          f"({out['bytes_per_node']:.0f} bytes/node), arena capacity {out['capacity']}; "
+          f"freed: RSS +{out['kept'] / 2**20:.1f} MiB, capacity {out['capacity_after']}")
     return out
 
 
@@ -124,6 +128,9 @@ def check(out, nodes):
     assert all(out["exact"]) and all(out["close"]), (out["exact"], out["close"])
     assert nodes <= out["capacity"] < 2 * nodes + 1024  # doubling, nothing more
     assert out["live_after"] == 0
+    assert out["capacity_after"] < 1 << 16  # the arena gave its slots back
+    if not SANITIZED:  # ... and the memory: under a fifth of the peak is kept
+        assert out["kept"] < (out["peak"]["VmHWM"] - out["base"]["VmRSS"]) / 5
 
 
 SIZES = {  # the issue's size, and one ten times smaller
