@@ -18,12 +18,15 @@ of a cffi that releases the GIL. tests/threads_harness.c checks it from
 pthreads, and runs under ThreadSanitizer where the compiler has it.
 """
 import gc
+import math
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -269,6 +272,58 @@ def test_threads_reading_one_model_need_no_lock(arena_baseline):
     del mlp
     gc.collect()
     assert pygrad.live_nodes() == arena_baseline
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_fork_while_other_threads_train(arena_baseline):
+    """os.fork() while threads are in the middle of training: the child
+    inherits an arena no thread was inside (C calls hold the GIL, and fork
+    takes it), so it builds and backpropagates without deadlock, with the
+    parent's Values intact."""
+    x = Value(0.5)
+    trainers = [way_nn(30 + i) for i in range(3)]
+    stop = threading.Event()
+
+    def train(i):
+        while not stop.is_set():
+            trainers[i]()
+
+    threads = [threading.Thread(target=train, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        codes = []
+        for _ in range(5):
+            pid = os.fork()
+            if pid == 0:  # the child: exit status 0 if all is well
+                ok = False
+                try:
+                    y = (x * 3.0).tanh()
+                    y.backward()
+                    ok = y.data == math.tanh(1.5) and x.grad == 3.0 * (1 - y.data ** 2)
+                finally:
+                    os._exit(0 if ok else 1)
+            codes.append(_wait(pid, 60))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert codes == [0] * 5
+    del trainers, x
+    gc.collect()
+    assert pygrad.live_nodes() == arena_baseline
+
+
+def _wait(pid, timeout):
+    """The exit status of child pid, or "hung" (it is killed) after timeout s."""
+    for _ in range(int(timeout / 0.01)):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "hung"
 
 
 # ---- the C library from several pthreads -------------------------------------
