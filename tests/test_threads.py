@@ -10,7 +10,8 @@ thread, whatever Python code ran in between:
   numbers, by every way of training (the tutorial classes, pygrad.nn,
   losses and optimizers, Tape.train), with a thread collecting garbage;
 - threads sharing one model under a user's lock get exactly the numbers
-  of the same steps run in a row; threads reading one model need no lock.
+  of the same steps run in a row; threads reading one model need no lock;
+- a fork while threads train leaves the child a usable arena.
 
 What a C caller sees: the library's own lock (csrc/arena.c) is what makes
 it safe to call from several threads at once, the case of any C program and
