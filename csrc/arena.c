@@ -23,11 +23,13 @@ void pg__lock(void) { pthread_mutex_lock(&pg__mutex); }
 void pg__unlock(void) { pthread_mutex_unlock(&pg__mutex); }
 #endif
 
-pg__arena pg__A = {.epoch = 1};
+pg__arena pg__A = {.epoch = 1, .fresh_gen = 1};
 
 /* Slots are indexed by uint32_t and index 0 is reserved. */
 #define PG__MAX_SLOTS ((uint32_t)0xFFFFFFFFu)
 #define PG__MIN_SLOTS 1024u
+/* Arenas smaller than this (3 MB of nodes) are never trimmed. */
+#define PG__TRIM_MIN_SLOTS (1u << 16)
 
 // ----------------------------------------------------------------------------
 // allocation
@@ -64,6 +66,9 @@ int pg__grow(void **buf, size_t *cap, size_t need, size_t elem) {
 // ----------------------------------------------------------------------------
 // making and freeing nodes
 
+/* The next generation of a slot: 31 bits, so a handle is never negative. */
+static uint32_t pg__next_gen(uint32_t gen) { return gen == 0x7FFFFFFFu ? 1 : gen + 1; }
+
 int pg__reserve(uint32_t n) {
     if (pg__A.limit > 0 && pg__A.live + n > pg__A.limit) return PG_ELIMIT;
     /* Every slot handed out (but slot 0) is live or on the free list. */
@@ -82,10 +87,11 @@ int pg__reserve(uint32_t n) {
     if (cap > PG__MAX_SLOTS) cap = PG__MAX_SLOTS;
     pg__A.nodes = nodes;
     pg__A.cap = (uint32_t)cap;
+    pg__A.trim_at = cap >= PG__TRIM_MIN_SLOTS ? (int64_t)(cap / 4) : 0;
     if (pg__A.size == 0) {
         memset(&pg__A.nodes[0], 0, sizeof(pg_node));
         pg__A.nodes[0].op = PG_OP_FREE;
-        pg__A.size = 1;
+        pg__A.size = pg__A.free_above = 1;
     }
     return PG_OK;
 }
@@ -96,8 +102,9 @@ uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t a, uint32_t b)
         pg__A.free_head = pg__A.nodes[i].next;
     } else {
         i = pg__A.size++;
-        pg__A.nodes[i].gen = 1;
+        pg__A.nodes[i].gen = pg__A.fresh_gen;
     }
+    if (i >= pg__A.free_above) pg__A.free_above = i + 1;
     pg_node *n = &pg__A.nodes[i];
     n->data = data;
     n->grad = 0.0;
@@ -132,11 +139,73 @@ void pg__release(uint32_t index) {
             }
         }
         n->op = PG_OP_FREE;
-        n->gen = n->gen == 0x7FFFFFFFu ? 1 : n->gen + 1;
+        n->gen = pg__next_gen(n->gen);
         n->next = pg__A.free_head;
         pg__A.free_head = freed;
         pg__A.live--;
+        pg__A.freed++;
     }
+}
+
+/* Release scratch buffers bigger than an arena of cap slots needs. */
+static void pg__drop_scratch(void **buf, size_t *cap, size_t keep) {
+    if (*cap > keep) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+    }
+}
+
+/* Live nodes fell below a quarter of the arena: if the slots above the
+ * highest live one are three quarters of it, give them back (and the sort's
+ * scratch buffers that a graph that big needed). Slots are never moved, so
+ * every handle stays valid; a slot given back is handed out later at a
+ * generation above any it had, so a stale handle never comes alive.
+ *
+ * Cost. The search for the highest live slot goes down from free_above, so
+ * no slot is looked at twice unless a node was made above it in between;
+ * and it runs only while the slots looked at are fewer than the nodes freed,
+ * so it costs O(1) per free, amortized. Giving back rebuilds the free list
+ * of the slots kept: O(slots kept), a quarter of those given back. */
+static void pg__trim(void) {
+    uint32_t top = pg__A.free_above;
+    while (top > 1 && pg__A.nodes[top - 1].op == PG__FREE_SLOT) {
+        top--;
+        if (pg__A.nodes[top].gen >= pg__A.fresh_gen)
+            pg__A.fresh_gen = pg__next_gen(pg__A.nodes[top].gen);
+    }
+    /* top: one past the highest live slot (1 if none is live). */
+    pg__A.scanned += pg__A.free_above - top;
+    pg__A.free_above = top;
+    if ((size_t)top > pg__A.cap / 4) return;
+    pg__A.size = top;
+    pg__A.free_head = 0;
+    for (uint32_t i = top; i-- > 1;) { /* lowest first: new nodes fill the bottom */
+        if (pg__A.nodes[i].op == PG__FREE_SLOT) {
+            pg__A.nodes[i].next = pg__A.free_head;
+            pg__A.free_head = i;
+        }
+    }
+    size_t cap = 2 * (size_t)top < PG__MIN_SLOTS ? PG__MIN_SLOTS : 2 * (size_t)top;
+    void *nodes = pg__realloc(pg__A.nodes, cap * sizeof(pg_node));
+    if (nodes) { /* else the bigger block stays: still correct */
+        pg__A.nodes = nodes;
+        pg__A.cap = (uint32_t)cap;
+    }
+    pg__A.trim_at = pg__A.cap >= PG__TRIM_MIN_SLOTS ? (int64_t)(pg__A.cap / 4) : 0;
+    void *buf = pg__A.stack;
+    pg__drop_scratch(&buf, &pg__A.stack_cap, cap);
+    pg__A.stack = buf;
+    buf = pg__A.order;
+    pg__drop_scratch(&buf, &pg__A.order_cap, cap);
+    pg__A.order = buf;
+    buf = pg__A.scratch;
+    pg__drop_scratch(&buf, &pg__A.scratch_cap, cap);
+    pg__A.scratch = buf;
+}
+
+void pg__trim_check(void) {
+    if (pg__A.live < pg__A.trim_at && pg__A.scanned <= pg__A.freed) pg__trim();
 }
 
 // ----------------------------------------------------------------------------
@@ -220,6 +289,7 @@ int pg_retain(pg_id id) {
 
 int pg_release(pg_id id) {
     PG__WITH_NODE(id, PG_EBADID, pg__release(i_));
+    pg__trim_check();
     pg__unlock();
     return PG_OK;
 }

@@ -13,7 +13,9 @@
  *
  * Index 0 is reserved so that 0 can mean "no node". A handle (pg_id) is
  * (gen << 32) | index. Slots are reused through the free list, so a loop
- * that builds and drops a graph each iteration runs in flat memory.
+ * that builds and drops a graph each iteration runs in flat memory; and
+ * once a big graph is gone, the free slots above the highest live one are
+ * given back (pg__trim_check), so memory follows the live nodes down too.
  *
  * Locking: every public function takes the arena lock (pg__lock) and the
  * pg__ functions below expect it to be held.
@@ -54,6 +56,13 @@ typedef struct pg__arena {
     uint32_t free_head;  /* first free slot, 0 if none */
     int64_t live;        /* live nodes */
     int64_t limit;       /* cap on live nodes; 0 means none */
+    /* Giving memory back (pg__trim_check): */
+    uint32_t free_above; /* slots free_above .. size-1 are all free */
+    uint32_t fresh_gen;  /* generation of a slot handed out for the first time
+                            (above that of every slot given back) */
+    int64_t trim_at;     /* look for slots to give back when live < trim_at */
+    int64_t freed;       /* nodes freed so far ... */
+    int64_t scanned;     /* ... and slots looked at in looking: never more */
     uint32_t epoch;      /* stamp of the current topological sort (>= 1) */
     /* Scratch for the topological sort, kept between calls. */
     pg__frame *stack;
@@ -110,5 +119,9 @@ uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t a, uint32_t b)
 /* Drop one reference; frees the node and, iteratively, the children it was
  * the last to hold. */
 void pg__release(uint32_t index);
+/* Give back the top of the arena if live nodes fell low enough. It moves
+ * pg__A.nodes and undoes pg__reserve, so call it only between operations
+ * (pg_release does), never while building. */
+void pg__trim_check(void);
 
 #endif

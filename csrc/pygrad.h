@@ -13,7 +13,9 @@
  * to each of its children, so a graph stays alive while its root is held.
  *
  * Threads. Every function takes the arena's lock, so any thread may call any
- * function at any time. The library never calls exit() or abort().
+ * function at any time, and each call is atomic (tests/threads_harness.c).
+ * Only freeing a tape or an optimizer that another thread is still using is
+ * an error, as with free(). The library never calls exit() or abort().
  */
 #ifndef PYGRAD_H
 #define PYGRAD_H
@@ -177,7 +179,8 @@ int pg_backward_node(pg_id id);
 
 /* ---- the arena ---------------------------------------------------------- */
 int64_t pg_live_nodes(void);       /* nodes in use */
-int64_t pg_capacity(void);         /* nodes the arena has memory for */
+int64_t pg_capacity(void);         /* nodes the arena has memory for (it
+                                      shrinks again once a big graph is freed) */
 /* Cap the number of live nodes (0: no cap beyond the index range).
  * Building past the cap fails with PG_ELIMIT. */
 int pg_set_node_limit(int64_t max_nodes);
