@@ -147,6 +147,12 @@ typedef struct pg_tape pg_tape;
 pg_tape *pg_tape_new(pg_id root, int *status);
 void pg_tape_free(pg_tape *t);
 int64_t pg_tape_size(const pg_tape *t);  /* nodes in the graph */
+/* How many neurons (act(b + w1*x1 + ... + wn*xn) chains, see tape.c) the tape
+ * runs as one step each; the numbers are the same either way. */
+int64_t pg_tape_neurons(const pg_tape *t);
+/* Test hook: tapes made from now on run every node as its own step (0), or
+ * find neurons (1, the default). */
+void pg_debug_tape_fusion(int on);
 /* What failed in a replay: the node whose op raised, and its operands'
  * data at that moment (b is 0 for a unary op). */
 typedef struct pg_failure {
