@@ -180,7 +180,7 @@ class Value:
     # ---- operators (+, * and the unary methods are made from the C op table
     # at the end of this file) ------------------------------------------------
 
-    def __pow__(self, other, modulo=None):  # self ** other
+    def __pow__(self, other, modulo=None, _apply1k=lib.pg_apply1k):  # self ** other
         if modulo is not None:
             return NotImplemented
         if type(other) is int or type(other) is float:
@@ -191,7 +191,7 @@ class Value:
             k = _as_float(other)
             if k is None:
                 return NotImplemented
-        node = lib.pg_apply1k(_POWK, self._id, k)
+        node = _apply1k(_POWK, self._id, k)
         if node <= 0:
             _fail(node, "**", self, other)
         out = _new(Value)  # (_made, written out: a hot path)
@@ -243,20 +243,15 @@ class Value:
         return _compose(_MUL, None, _POWK, self._id, -1.0, "/", other, self, number)
 
 
-def _compose(op, first, inner, a, x, symbol, left, right, number=None,
-             _apply1k=lib.pg_apply1k, _apply2=lib.pg_apply2, _apply2n=lib.pg_apply2n,
-             _release=lib.pg_release):
+def _compose(op, first, inner, a, x, symbol, left, right, number=0.0,
+             _apply=lib.pg_apply_composed):
     """The node op(first, inner(a, x)), or op(inner(a, x), number) when first
-    is None, as one new Value. inner is mul by the number x or powk with
-    exponent x; left and right name the user's operands in errors."""
-    mid = _apply2n(inner, a, x) if inner == _MUL else _apply1k(inner, a, x)
-    if mid <= 0:
-        if mid == lib.PG_EZERODIV:  # the ** -1 of a division: say what the user did
-            raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
-        _fail(mid, symbol, left, right)
-    node = _apply2n(op, mid, number) if first is None else _apply2(op, first._id, mid)
-    _release(mid)  # the new node holds it, or it goes
+    is None, as one new Value (one C call). inner is mul by the number x or
+    powk with exponent x; left and right name the user's operands in errors."""
+    node = _apply(op, 0 if first is None else first._id, inner, a, x, number)
     if node <= 0:
+        if node == lib.PG_EZERODIV:  # the ** -1 of a division: say what the user did
+            raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
         _fail(node, symbol, left, right)
     out = _new(Value)
     out._id = node

@@ -1,9 +1,13 @@
 """The binding's own conversions (pygrad/_ffi_build.py replaces cffi's int64
 and double converters with faster ones for exact ints): they must give what
-cffi's gave, the same numbers and the same errors."""
+cffi's gave, the same numbers and the same errors. And pg_apply_composed,
+the one call behind -, / and their reflections."""
+import gc
+
 import pytest
 from _pygrad import lib
 
+import pygrad
 from pygrad import Value
 
 
@@ -39,3 +43,29 @@ def test_handles_of_every_size_and_bad_ints():
         with pytest.raises(TypeError):
             lib.pg_valid(not_int)
     assert lib.pg_valid(True) == 0  # an int subclass: cffi's own path
+
+
+def test_composed_ops_are_the_two_op_graph_and_build_nothing_on_error(arena_baseline):
+    from pygrad.engine import OPS
+
+    a, b = Value(3.0), Value(0.0)
+    base = pygrad.live_nodes()
+    for make, op, inner in ((lambda: a - b, "+", "*"), (lambda: 2.0 - a, "+", "*"),
+                            (lambda: a / 4.0, "*", None), (lambda: 2.0 / a, "*", "**-1")):
+        y = make()
+        assert y._op == op
+        mid = [c for c in y._prev if c is not a and c is not b]
+        if inner:  # the inner node, a child of y, held by y alone
+            assert any(c._op == inner for c in mid)
+        del y, mid
+        gc.collect()
+        assert pygrad.live_nodes() == base
+    for bad in (lambda: a / b, lambda: 1.0 / b):
+        with pytest.raises(ZeroDivisionError, match="division by zero"):
+            bad()
+        assert pygrad.live_nodes() == base
+    assert lib.pg_apply_composed(OPS["add"], 0, OPS["add"], a._id, 1.0, 0.0) == lib.PG_EBADOP
+    ghost = a._id + (1 << 32)  # the same slot, another generation
+    assert lib.pg_apply_composed(OPS["add"], ghost, OPS["mul"], a._id, -1.0, 0.0) == lib.PG_EBADID
+    assert lib.pg_apply_composed(OPS["add"], 0, OPS["mul"], ghost, -1.0, 0.0) == lib.PG_EBADID
+    assert pygrad.live_nodes() == base
