@@ -146,7 +146,10 @@ class _Dense(Module):
 
     def parameters(self):
         """A new list of the parameters (collected once per structure change)."""
-        return list(self._current()[2])
+        cache = self._cache
+        if cache is None or cache[0] != _changes:
+            cache = self._current()
+        return list(cache[2])
 
 
 _UNBUILT = object()
@@ -181,7 +184,7 @@ class _CNet:
         self.nlayers, self.nin, self.nout = len(acts), sizes[0], sizes[-1]
         self.zeros = ffi.new("pg_id[]", sizes[0])  # the input handles when every input is a number
 
-    def __call__(self, x, _mlp=lib.pg_mlp, _new=_new, Value=Value):
+    def forward(self, x, _mlp=lib.pg_mlp, _new=_new, Value=Value):
         """x: nin inputs, Values or numbers. Returns micrograd's output: a
         Value if the last layer has one neuron, else a list of Values."""
         ids, nums = self.zeros, x  # numbers only (the common case): nothing to convert
@@ -247,7 +250,7 @@ class Neuron(_Dense):
     def __call__(self, x):
         x = self._check(x)
         dense = self._spec()
-        return self._forward(x) if dense is None else dense(x)
+        return self._forward(x) if dense is None else dense.forward(x)
 
     def _layer_list(self):
         return [[self]]
@@ -291,7 +294,7 @@ class Layer(_Dense):
             x = self.neurons[0]._check(x)  # once: the neurons share their inputs
         dense = self._spec()
         if dense is not None:
-            return dense(x)
+            return dense.forward(x)
         out = [n._forward(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
@@ -332,7 +335,7 @@ class MLP(_Dense):
         if dense is not None:
             if type(x) is not list or len(x) != dense.nin:
                 x = self.layers[0].neurons[0]._check(x)
-            return dense(x)
+            return dense.forward(x)
         for layer in self.layers:
             x = layer(x)
         return x
