@@ -184,7 +184,7 @@ class _CNet:
         self.nlayers, self.nin, self.nout = len(acts), sizes[0], sizes[-1]
         self.zeros = ffi.new("pg_id[]", sizes[0])  # the input handles when every input is a number
 
-    def forward(self, x, _mlp=lib.pg_mlp, _new=_new, Value=Value):
+    def forward(self, x, _mlp=lib.pg_mlp, _new=_new, Value=Value, NULL=ffi.NULL):
         """x: nin inputs, Values or numbers. Returns micrograd's output: a
         Value if the last layer has one neuron, else a list of Values."""
         ids, nums = self.zeros, x  # numbers only (the common case): nothing to convert
@@ -196,7 +196,7 @@ class _CNet:
                     ids, nums = self._inputs(x)
                     break
         one = self.nout == 1
-        out = ffi.NULL if one else ffi.new("pg_id[]", self.nout)
+        out = NULL if one else ffi.new("pg_id[]", self.nout)
         node = _mlp(self.params.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
         if node < 0:
             _fail(node, f"{self.name} forward, an activation")
