@@ -95,24 +95,52 @@ void pg_debug_tape_fusion(int on) {
  * neuron (whose own next parent is checked in turn).
  */
 
-/* What the search for neurons needs, for a graph of ncode non-leaf nodes. */
+/* What the search for neurons needs, for a graph of n nodes. A node's
+ * position is its index in the topological order pg__A.order; while a tape
+ * is compiled, each node's mark holds it (pg__compile puts the marks back). */
 typedef struct pg__finder {
-    const uint32_t *code; /* the non-leaf nodes, in topological order */
-    uint32_t *pos;        /* per arena slot: its position in code (PG__NONE: a leaf) */
-    uint32_t *firstuse;   /* per arena slot: the position of its first parent */
-    uint32_t *next;       /* per position and operand: the operand's next parent */
-    uint32_t *owner;      /* per position: the position of the neuron it is in */
-    const uint8_t *first; /* per position: first-contribution bits */
+    const uint32_t *order; /* the nodes, in topological order */
+    uint32_t *next;        /* per position and operand: the operand's next parent */
+    uint32_t *owner;       /* per position: the position of the neuron it is in (first,
+                            * while next is found: the position of its first parent) */
+    uint8_t *uses;         /* per position: operands it is, over the graph (up to 2) */
 } pg__finder;
 
-/* Whether slot c is used once in the graph: by one parent, as one operand. */
-static int pg__used_once(const pg__finder *f, uint32_t c) {
-    uint32_t p = f->firstuse[c];
-    if (p == PG__NONE) return 0;
-    const pg_node *parent = &pg__A.nodes[f->code[p]];
-    if (parent->child[0] == c && parent->child[1] == c) return 0;
-    return f->next[2 * p + (parent->child[1] == c)] == PG__NONE;
+/* The finder's arrays, kept from one compile to the next (as the sort keeps
+ * its stack): fresh memory for each would cost a page fault per 4 KB. Only
+ * up to PG__FINDER_KEPT positions are kept; a bigger graph's are freed. */
+#define PG__FINDER_KEPT ((size_t)1 << 20)
+static void *pg__finder_mem;
+static size_t pg__finder_cap; /* in positions */
+
+/* The position of the node in slot s. */
+static inline uint32_t pg__pos(uint32_t s) { return pg__A.nodes[s].mark; }
+
+/* The first-contribution bits (kernels.h) of the node at position p: its
+ * contribution to a child comes first in backward order where no parent of
+ * that child comes later in the order (for a + a, the first operand's).
+ * Every node but the root has a parent, so with these a backward pass sets
+ * every grad without zeroing them first. */
+static uint8_t pg__first_bits(const pg__finder *f, uint32_t p) {
+    const pg_node *n = &pg__A.nodes[f->order[p]];
+    uint8_t bits = 0;
+    if (n->child[0] && f->next[2 * p] == PG__NONE) bits |= 1;
+    if (n->child[1] && n->child[1] != n->child[0] && f->next[2 * p + 1] == PG__NONE) bits |= 2;
+    return bits;
 }
+
+/* Whether op is a unary op (one child; an activation of a neuron). */
+static int pg__unary(int op) {
+    static const uint8_t arity[PG_OP_COUNT] = {
+#define PG__ARITY(name, symbol, arity, takes_k) arity,
+        PG_OP_LIST(PG__ARITY)
+#undef PG__ARITY
+    };
+    return op < PG_OP_COUNT && arity[op] == 1;
+}
+
+/* Whether slot c is used once in the graph: by one parent, as one operand. */
+static int pg__used_once(const pg__finder *f, uint32_t c) { return f->uses[pg__pos(c)] == 1; }
 
 /* If slot s is an add with a product used only by it, that product (the term)
  * and the other operand (the rest of the chain below), and whether the product
@@ -143,9 +171,9 @@ static int pg__keeps_order(const pg__finder *f, uint32_t p, int c, uint32_t top)
  * Returns n, 0 for none. */
 static uint32_t pg__find_neuron(pg__finder *f, uint32_t top, pg__term *terms, pg__step *step) {
     const pg_node *nodes = pg__A.nodes;
-    uint32_t out = f->code[top], s = out, mul, below;
+    uint32_t out = f->order[top], s = out, mul, below;
     int act = nodes[out].op, swapped;
-    if (pg_op_arity(act) == 1) {
+    if (pg__unary(act)) {
         s = nodes[out].child[0];
         if (!pg__used_once(f, s)) return 0;
     } else if (act == PG_OP_add) {
@@ -157,7 +185,7 @@ static uint32_t pg__find_neuron(pg__finder *f, uint32_t top, pg__term *terms, pg
     uint32_t n = 0;
     for (;;) {
         terms[n++] = (pg__term){nodes[mul].child[0], nodes[mul].child[1], mul, s, 0};
-        f->owner[f->pos[mul]] = f->owner[f->pos[s]] = top;
+        f->owner[pg__pos(mul)] = f->owner[pg__pos(s)] = top;
         uint32_t m2, b2;
         int sw2;
         if (swapped || !pg__used_once(f, below) || !pg__term_of(f, below, &m2, &b2, &sw2)) break;
@@ -165,108 +193,95 @@ static uint32_t pg__find_neuron(pg__finder *f, uint32_t top, pg__term *terms, pg
     }
     f->owner[top] = top;
     /* The outer operands: both of each product's, and b (of s1, the last sum). */
-    int ok = pg__keeps_order(f, f->pos[terms[n - 1].sum], swapped, top);
+    int ok = pg__keeps_order(f, pg__pos(terms[n - 1].sum), swapped, top);
     for (uint32_t k = 0; k < n && ok; k++) {
-        uint32_t p = f->pos[terms[k].mul];
+        uint32_t p = pg__pos(terms[k].mul);
         ok = pg__keeps_order(f, p, 0, top) && pg__keeps_order(f, p, 1, top);
-        terms[k].first = f->first[p];
+        terms[k].first = pg__first_bits(f, p);
     }
     if (!ok) {
         for (uint32_t k = 0; k < n; k++)
-            f->owner[f->pos[terms[k].mul]] = f->owner[f->pos[terms[k].sum]] = PG__NONE;
+            f->owner[pg__pos(terms[k].mul)] = f->owner[pg__pos(terms[k].sum)] = PG__NONE;
         f->owner[top] = PG__NONE;
         return 0;
     }
-    uint8_t bfirst = f->first[f->pos[terms[n - 1].sum]];
+    uint8_t bfirst = pg__first_bits(f, pg__pos(terms[n - 1].sum));
     *step = (pg__step){out, below, n, (uint8_t)act, (uint8_t)((bfirst >> swapped) & 1),
                        (uint8_t)(1 + swapped)};
     return n;
 }
 
-/* Which contributions come first to each child, in backward order. Every
- * node but the root has a parent in the graph, so with these the backward
- * pass sets every grad without zeroing them first. */
-static void pg__find_firsts(const uint32_t *code, int64_t ncode, uint8_t *first) {
-    pg_node *nodes = pg__A.nodes;
-    uint32_t stamp = pg__new_epoch();
-    for (int64_t i = ncode; i-- > 0;) {
-        const pg_node *n = &nodes[code[i]];
-        first[i] = 0;
-        for (int c = 0; c < 2; c++) {
-            uint32_t ch = n->child[c];
-            if (ch && nodes[ch].mark != stamp) {
-                nodes[ch].mark = stamp;
-                first[i] |= (uint8_t)(1 << c);
-            }
-        }
-    }
-}
-
 /* Compile the graph in pg__A.order[0 .. n) into t's steps and terms. */
 static int pg__compile(pg_tape *t, int64_t n) {
-    const pg_node *nodes = pg__A.nodes;
+    pg_node *nodes = pg__A.nodes;
+    const uint32_t *order = pg__A.order;
     size_t count = (size_t)(n ? n : 1);
-    uint32_t *code = pg__realloc(NULL, count * sizeof(uint32_t));
-    uint32_t *slotmap = pg__realloc(NULL, 2 * (size_t)pg__A.size * sizeof(uint32_t));
-    uint32_t *next = pg__realloc(NULL, 3 * count * sizeof(uint32_t));
-    uint8_t *first = pg__realloc(NULL, count);
-    pg__term *found = pg__realloc(NULL, count * sizeof(pg__term));
-    pg__step *steps = pg__realloc(NULL, count * sizeof(pg__step));
-    int status = code && slotmap && next && first && found && steps ? PG_OK : PG_ENOMEM;
-    if (status == PG_OK) {
-        uint32_t ncode = 0;
-        pg__finder f = {code, slotmap, slotmap + pg__A.size, next, next + 2 * count, first};
-        for (int64_t i = 0; i < n; i++) {
-            uint32_t s = pg__A.order[i];
-            f.pos[s] = nodes[s].op == PG_OP_leaf ? PG__NONE : ncode;
-            f.firstuse[s] = PG__NONE;
-            if (nodes[s].op != PG_OP_leaf) code[ncode++] = s;
-        }
-        for (uint32_t i = ncode; i-- > 0;) {
-            const pg_node *node = &nodes[code[i]];
-            for (int c = 0; c < 2; c++)
-                next[2 * i + c] = node->child[c] ? f.firstuse[node->child[c]] : PG__NONE;
-            for (int c = 0; c < 2; c++)
-                if (node->child[c]) f.firstuse[node->child[c]] = i;
-            f.owner[i] = PG__NONE;
-        }
-        pg__find_firsts(code, ncode, first);
-        /* Neurons, from the top of the order down, so each is found whole;
-         * their steps go to the end of steps, their terms to found. */
-        int64_t nfound = 0, nneurons = 0;
-        for (uint32_t i = ncode; pg__fuse && i-- > 0;) {
-            if (f.owner[i] != PG__NONE) continue;
-            uint32_t k = pg__find_neuron(&f, i, found + nfound, &steps[count - 1 - nneurons]);
-            nfound += k;
-            nneurons += k > 0;
-        }
-        /* The program: plain steps and neurons, in topological order. */
-        t->terms = pg__realloc(NULL, (size_t)(nfound ? nfound : 1) * sizeof(pg__term));
-        t->saved = pg__realloc(NULL, (size_t)(ncode ? ncode : 1) * sizeof(double));
-        if (!t->terms || !t->saved) status = PG_ENOMEM;
-        int64_t nsteps = 0, nterms = 0, neuron = nneurons;
-        for (uint32_t i = 0; i < ncode && status == PG_OK; i++) {
-            const pg_node *node = &nodes[code[i]];
-            if (f.owner[i] == PG__NONE) {
-                steps[nsteps++] = (pg__step){code[i], node->child[0], node->child[1], node->op,
-                                             first[i], 0};
-            } else if (f.owner[i] == i) { /* found last first: its terms are top down */
-                pg__step s = steps[count - neuron--];
-                uint32_t end = (uint32_t)(nfound -= s.b);
-                for (uint32_t k = s.b; k-- > 0;) t->terms[nterms++] = found[end + k];
-                steps[nsteps++] = s;
-            }
-        }
-        t->nsteps = nsteps, t->nterms = nterms, t->nneurons = nneurons;
+    const size_t per = 3 * sizeof(uint32_t) + 1; /* bytes per position */
+    int status = pg__grow(&pg__finder_mem, &pg__finder_cap, count, per);
+    uint32_t *scratch = pg__finder_mem;
+    /* Upper bounds, trimmed at the end: a term holds two non-leaf nodes. */
+    t->steps = pg__realloc(NULL, count * sizeof(pg__step));
+    t->terms = pg__realloc(NULL, (count / 2 + 1) * sizeof(pg__term));
+    t->saved = pg__realloc(NULL, count * sizeof(double));
+    if (status != PG_OK || !t->steps || !t->terms || !t->saved) return PG_ENOMEM;
+    size_t cap = pg__finder_cap;
+    pg__finder f = {order, scratch, scratch + 2 * cap, (uint8_t *)(scratch + 3 * cap)};
+    uint32_t *firstuse = f.owner;
+    for (uint32_t i = 0; i < n; i++) {
+        nodes[order[i]].mark = i;
+        firstuse[i] = PG__NONE;
+        f.uses[i] = 0;
     }
-    free(code), free(slotmap), free(next), free(first), free(found);
-    if (status == PG_OK) {
-        pg__step *fit = realloc(steps, (size_t)(t->nsteps ? t->nsteps : 1) * sizeof(pg__step));
-        t->steps = fit ? fit : steps;
-    } else {
-        free(steps);
+    for (uint32_t i = (uint32_t)n; i-- > 0;) { /* each operand's next parent */
+        const pg_node *node = &nodes[order[i]];
+        for (int c = 0; c < 2; c++)
+            f.next[2 * i + c] = node->child[c] ? firstuse[nodes[node->child[c]].mark] : PG__NONE;
+        for (int c = 0; c < 2; c++) {
+            if (!node->child[c]) continue;
+            uint32_t p = nodes[node->child[c]].mark;
+            firstuse[p] = i;
+            f.uses[p] += f.uses[p] < 2;
+        }
     }
-    return status;
+    for (uint32_t i = 0; i < n; i++) f.owner[i] = PG__NONE;
+    /* Neurons, from the top of the order down, so each is found whole: their
+     * steps go to the end of t->steps, their terms (each neuron's top down)
+     * to t->terms, so that the whole of t->terms is the reverse of the
+     * program's order. */
+    pg__step *steps = t->steps;
+    int64_t nterms = 0, nneurons = 0, nsteps = 0, ncode = 0;
+    for (uint32_t i = (uint32_t)n; pg__fuse && i-- > 0;) {
+        if (f.owner[i] != PG__NONE) continue;
+        uint32_t k = pg__find_neuron(&f, i, t->terms + nterms, &steps[count - 1 - nneurons]);
+        nterms += k;
+        nneurons += k > 0;
+    }
+    for (int64_t i = 0, j = nterms - 1; i < j; i++, j--) {
+        pg__term swap = t->terms[i];
+        t->terms[i] = t->terms[j], t->terms[j] = swap;
+    }
+    /* The program: plain steps and neurons, in topological order. */
+    for (uint32_t i = 0, neuron = (uint32_t)nneurons; i < n; i++) {
+        const pg_node *node = &nodes[order[i]];
+        if (node->op == PG_OP_leaf) continue;
+        ncode++;
+        if (f.owner[i] == PG__NONE)
+            steps[nsteps++] = (pg__step){order[i], node->child[0], node->child[1], node->op,
+                                         pg__first_bits(&f, i), 0};
+        else if (f.owner[i] == i) /* the neurons were found last first */
+            steps[nsteps++] = steps[count - neuron--];
+    }
+    for (uint32_t i = 0; i < n; i++) nodes[order[i]].mark = pg__A.epoch; /* as the sort left them */
+    if (pg__finder_cap > PG__FINDER_KEPT) {
+        free(pg__finder_mem);
+        pg__finder_mem = NULL, pg__finder_cap = 0;
+    }
+    t->nsteps = nsteps, t->nterms = nterms, t->nneurons = nneurons;
+    void *fit = realloc(t->steps, (size_t)(nsteps ? nsteps : 1) * sizeof(pg__step));
+    if (fit) t->steps = fit;
+    if ((fit = realloc(t->terms, (size_t)(nterms ? nterms : 1) * sizeof(pg__term)))) t->terms = fit;
+    if ((fit = realloc(t->saved, (size_t)(ncode ? ncode : 1) * sizeof(double)))) t->saved = fit;
+    return PG_OK;
 }
 
 pg_tape *pg_tape_new(pg_id root, int *status) {
@@ -283,7 +298,7 @@ pg_tape *pg_tape_new(pg_id root, int *status) {
             *t = (pg_tape){r, n, 0, NULL, 0, NULL, 0, NULL};
             st = pg__compile(t, n);
             if (st != PG_OK) {
-                free(t->terms), free(t->saved), free(t);
+                free(t->steps), free(t->terms), free(t->saved), free(t);
                 t = NULL;
             } else {
                 pg__A.nodes[r].refs++;
