@@ -96,30 +96,6 @@ int pg__reserve(uint32_t n) {
     return PG_OK;
 }
 
-uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t a, uint32_t b) {
-    uint32_t i = pg__A.free_head;
-    if (i) {
-        pg__A.free_head = pg__A.nodes[i].next;
-    } else {
-        i = pg__A.size++;
-        pg__A.nodes[i].gen = pg__A.fresh_gen;
-    }
-    if (i >= pg__A.free_above) pg__A.free_above = i + 1;
-    pg_node *n = &pg__A.nodes[i];
-    n->data = data;
-    n->grad = 0.0;
-    n->k = k;
-    n->child[0] = a;
-    n->child[1] = b;
-    n->refs = 1;
-    n->mark = 0;
-    n->op = op;
-    if (a) pg__A.nodes[a].refs++;
-    if (b) pg__A.nodes[b].refs++;
-    pg__A.live++;
-    return i;
-}
-
 void pg__release(uint32_t index) {
     if (--pg__A.nodes[index].refs) return;
     /* Nodes whose last reference is gone wait on a stack linked through

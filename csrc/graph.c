@@ -22,35 +22,40 @@ uint32_t pg__new_epoch(void) {
  * length sorts. Returns n, or PG_ENOMEM with the graph untouched. */
 int64_t pg__topo_sort(uint32_t root) {
     uint32_t stamp = pg__new_epoch();
+    pg_node *nodes = pg__A.nodes;
+    /* The node being visited and its next child stay in registers; the
+     * stack holds its ancestors, each with the child to resume at. */
+    uint32_t cur = root, next = 0;
     size_t depth = 0, n = 0;
-    void *stack = pg__A.stack, *order = pg__A.order;
-    int status = pg__grow(&stack, &pg__A.stack_cap, 1, sizeof(pg__frame));
-    pg__A.stack = stack;
-    if (status != PG_OK) return status;
-    pg__A.nodes[root].mark = stamp;
-    pg__A.stack[depth++] = (pg__frame){root, 0};
-    while (depth) {
-        pg__frame *top = &pg__A.stack[depth - 1];
-        const pg_node *node = &pg__A.nodes[top->node];
-        if (top->next_child < 2 && node->child[top->next_child]) {
-            uint32_t c = node->child[top->next_child++];
-            if (pg__A.nodes[c].mark == stamp) continue;
-            pg__A.nodes[c].mark = stamp;
-            if (depth == pg__A.stack_cap) {
-                status = pg__grow(&stack, &pg__A.stack_cap, depth + 1, sizeof(pg__frame));
-                pg__A.stack = stack;
-                if (status != PG_OK) return status;
+    nodes[root].mark = stamp;
+    for (;;) {
+        if (next < 2) {
+            uint32_t c = nodes[cur].child[next++];
+            if (!c) {
+                next = 2; /* children fill child[0] first: no more */
+            } else if (nodes[c].mark != stamp) {
+                nodes[c].mark = stamp;
+                if (depth == pg__A.stack_cap) {
+                    void *stack = pg__A.stack;
+                    int status = pg__grow(&stack, &pg__A.stack_cap, depth + 1, sizeof(pg__frame));
+                    pg__A.stack = stack;
+                    if (status != PG_OK) return status;
+                }
+                pg__A.stack[depth++] = (pg__frame){cur, next};
+                cur = c, next = 0;
             }
-            pg__A.stack[depth++] = (pg__frame){c, 0};
-        } else {
-            if (n == pg__A.order_cap) {
-                status = pg__grow(&order, &pg__A.order_cap, n + 1, sizeof(uint32_t));
-                pg__A.order = order;
-                if (status != PG_OK) return status;
-            }
-            pg__A.order[n++] = top->node;
-            depth--;
+            continue;
         }
+        if (n == pg__A.order_cap) { /* every child is in the order: cur comes next */
+            void *order = pg__A.order;
+            int status = pg__grow(&order, &pg__A.order_cap, n + 1, sizeof(uint32_t));
+            pg__A.order = order;
+            if (status != PG_OK) return status;
+        }
+        pg__A.order[n++] = cur;
+        if (!depth) break;
+        depth--;
+        cur = pg__A.stack[depth].node, next = pg__A.stack[depth].next_child;
     }
     return (int64_t)n;
 }

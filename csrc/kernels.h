@@ -215,35 +215,39 @@ static inline pg__grads pg__backward(int op, const pg__vals *v, double dout) {
     }
 }
 
-/* The local backward of the node in slot index, whose op is op, += into its
- * children, in operand order one after the other, as micrograd's closures
- * do (for a + a both land on the same node). Called with a constant op, the
- * dispatch folds away. */
-/* first: bit 0 (1) if this is the first contribution to child a's grad in
+/* The local backward of node n, whose op is op and whose children are the
+ * slots a and b (b 0 for none), += into its children, in operand order one
+ * after the other, as micrograd's closures do (for a + a both land on the
+ * same node). Called with a constant op, the dispatch folds away.
+ * first: bit 0 (1) if this is the first contribution to child a's grad in
  * this backward pass, bit 1 (2) the same for b; a first contribution is
  * assigned as 0.0 + g (exactly what += into a zeroed grad gives, -0.0
  * included), so a replay need not zero the grads first. */
-static inline void pg__backward_node(pg_node *nodes, uint32_t index, int op, int first) {
-    pg_node *n = &nodes[index];
-    if (op == PG_OP_leaf) return;
-    pg_node *a = &nodes[n->child[0]];
-    pg_node *b = n->child[1] ? &nodes[n->child[1]] : NULL;
-    pg__vals v = {a->data, b ? b->data : 0.0, n->k, n->data};
+static inline void pg__backward_into(pg_node *nodes, const pg_node *n, uint32_t a, uint32_t b,
+                                     int op, int first) {
+    pg_node *na = &nodes[a];
+    pg_node *nb = b ? &nodes[b] : NULL;
+    pg__vals v = {na->data, nb ? nb->data : 0.0, n->k, n->data};
     pg__grads g = pg__backward(op, &v, n->grad);
-    a->grad = (first & 1 ? 0.0 : a->grad) + g.a;
-    if (b) b->grad = (first & 2 ? 0.0 : b->grad) + g.b;
+    na->grad = (first & 1 ? 0.0 : na->grad) + g.a;
+    if (nb) nb->grad = (first & 2 ? 0.0 : nb->grad) + g.b;
+}
+
+/* The same for the node in slot index, its children read from the node. */
+static inline void pg__backward_node(pg_node *nodes, uint32_t index, int op, int first) {
+    const pg_node *n = &nodes[index];
+    if (op == PG_OP_leaf) return;
+    pg__backward_into(nodes, n, n->child[0], n->child[1], op, first);
 }
 
 static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
     pg__backward_node(nodes, index, nodes[index].op, 0);
 }
 
-/* Recompute the data of the node in slot index (op op) from its children's. */
-static inline int pg__forward_node(pg_node *nodes, uint32_t index, int op) {
-    pg_node *n = &nodes[index];
-    if (op == PG_OP_leaf) return PG_OK;
-    const pg_node *a = &nodes[n->child[0]];
-    pg__vals v = {a->data, n->child[1] ? nodes[n->child[1]].data : 0.0, n->k, 0.0};
+/* Recompute the data of node n (op op, not a leaf) from its children's, the
+ * slots a and b (b 0 for none); PG_OK or a math error, with n unchanged. */
+static inline int pg__forward_into(pg_node *nodes, pg_node *n, uint32_t a, uint32_t b, int op) {
+    pg__vals v = {nodes[a].data, b ? nodes[b].data : 0.0, n->k, 0.0};
     int status = pg__forward(op, &v);
     if (status == PG_OK) n->data = v.out;
     return status;

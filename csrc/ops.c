@@ -92,3 +92,19 @@ pg_id pg_apply2n(int op, pg_id a, double b) {
     pg__unlock();
     return r;
 }
+
+pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, double number) {
+    if (inner != PG_OP_mul && inner != PG_OP_powk) return PG_EBADOP;
+    pg__lock();
+    uint32_t ia = pg__lookup(a), ifirst = first ? pg__lookup(first) : 0;
+    enum pg__second second = inner == PG_OP_mul ? PG__NUMBER : PG__K;
+    pg_id r = ia && (ifirst || !first) ? pg__apply(inner, ia, second, 0, x) : PG_EBADID;
+    if (r > 0) {
+        uint32_t mid = (uint32_t)((uint64_t)r & 0xFFFFFFFFu);
+        r = ifirst ? pg__apply(op, ifirst, PG__NODE, mid, 0.0)
+                   : pg__apply(op, mid, PG__NUMBER, 0, number);
+        pg__release(mid); /* the result holds it, or it goes */
+    }
+    pg__unlock();
+    return r;
+}

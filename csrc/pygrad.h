@@ -54,6 +54,13 @@ pg_id pg_apply2(int op, pg_id a, pg_id b);
 /* A binary op of a node and a number: like micrograd, the number becomes a
  * new leaf node, the op's second child (it is freed with the result). */
 pg_id pg_apply2n(int op, pg_id a, double b);
+/* Two ops as one call: op(first, inner(a, x)), or, where first is 0,
+ * op(inner(a, x), number) with the number a new leaf. inner is mul by the
+ * number x (a new leaf too) or powk with exponent x. These are micrograd's
+ * -, / and their reflections: a - b is a + b*-1, a / b is a * b**-1,
+ * n - a is a*-1 + n, n / a is a**-1 * n. The inner node is held only by
+ * the result. On error (either op's) nothing is built. */
+pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, double number);
 
 /* ---- reading and writing nodes ------------------------------------------ */
 /* data and grad of a node; NaN for a bad handle (pg_valid tells them apart). */
@@ -149,6 +156,12 @@ typedef struct pg_tape pg_tape;
 pg_tape *pg_tape_new(pg_id root, int *status);
 void pg_tape_free(pg_tape *t);
 int64_t pg_tape_size(const pg_tape *t);  /* nodes in the graph */
+/* How many neurons (act(b + w1*x1 + ... + wn*xn) chains, see tape.c) the tape
+ * runs as one step each; the numbers are the same either way. */
+int64_t pg_tape_neurons(const pg_tape *t);
+/* Test hook: tapes made from now on run every node as its own step (0), or
+ * find neurons (1, the default). */
+void pg_debug_tape_fusion(int on);
 /* What failed in a replay: the node whose op raised, and its operands'
  * data at that moment (b is 0 for a unary op). */
 typedef struct pg_failure {

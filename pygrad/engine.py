@@ -9,7 +9,7 @@ releases its node when it dies.
 from __future__ import annotations
 
 import numbers
-from typing import TYPE_CHECKING, Iterable, Union
+from typing import TYPE_CHECKING, Any, Iterable, Union
 
 from _pygrad import ffi, lib  # the compiled C library (csrc/), bound by cffi
 
@@ -214,7 +214,8 @@ class Value:
         def sin(self) -> Value: ...
         def cos(self) -> Value: ...
 
-    def __pow__(self, other: Operand, modulo: None = None) -> Value:  # self ** other
+    def __pow__(self, other: Operand, modulo: None = None,  # self ** other
+                _apply1k: Any = lib.pg_apply1k) -> Value:
         if modulo is not None:
             return NotImplemented
         if type(other) is int or type(other) is float:
@@ -225,7 +226,7 @@ class Value:
             k = _as_float(other)
             if k is None:
                 return NotImplemented
-        node = lib.pg_apply1k(_POWK, self._id, k)
+        node = _apply1k(_POWK, self._id, k)
         if node <= 0:
             _fail(node, "**", self, other)
         out = _new(Value)  # (_made, written out: a hot path)
@@ -281,20 +282,15 @@ class Value:
 Operand = Union[Value, float]
 
 
-def _compose(op, first, inner, a, x, symbol, left, right, number=None,
-             _apply1k=lib.pg_apply1k, _apply2=lib.pg_apply2, _apply2n=lib.pg_apply2n,
-             _release=lib.pg_release):
+def _compose(op, first, inner, a, x, symbol, left, right, number=0.0,
+             _apply=lib.pg_apply_composed):
     """The node op(first, inner(a, x)), or op(inner(a, x), number) when first
-    is None, as one new Value. inner is mul by the number x or powk with
-    exponent x; left and right name the user's operands in errors."""
-    mid = _apply2n(inner, a, x) if inner == _MUL else _apply1k(inner, a, x)
-    if mid <= 0:
-        if mid == lib.PG_EZERODIV:  # the ** -1 of a division: say what the user did
-            raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
-        _fail(mid, symbol, left, right)
-    node = _apply2n(op, mid, number) if first is None else _apply2(op, first._id, mid)
-    _release(mid)  # the new node holds it, or it goes
+    is None, as one new Value (one C call). inner is mul by the number x or
+    powk with exponent x; left and right name the user's operands in errors."""
+    node = _apply(op, 0 if first is None else first._id, inner, a, x, number)
     if node <= 0:
+        if node == lib.PG_EZERODIV:  # the ** -1 of a division: say what the user did
+            raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
         _fail(node, symbol, left, right)
     out = _new(Value)
     out._id = node

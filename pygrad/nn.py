@@ -18,7 +18,7 @@ from _pygrad import ffi, lib
 
 from . import serialization
 from .arrays import Handles
-from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made
+from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made, _new
 
 if TYPE_CHECKING:
     from . import engine  # engine.Value, where a class's own `Value` attribute hides it
@@ -34,15 +34,30 @@ _NAMES = {"relu": "ReLU"}  # repr names that are not act.capitalize()
 # ---- keeping the C networks in step with the Python objects ----------------
 # A Neuron, Layer or MLP on pygrad's Value runs its forward as one C call
 # (csrc/nn.c) over the parameters' handles, which it collects once and
-# caches. Any change to a module's structure (assigning an attribute, or
-# changing one of its lists: n.w[0] = Value(0.5), layer.neurons.append(...))
-# bumps _version, and every cache made before is rebuilt on its next use.
-_version = [0]
+# caches. Each module counts the changes to its own structure (assigning an
+# attribute, or changing one of its lists: n.w[0] = Value(0.5),
+# layer.neurons.append(...)) in its _edits cell. A cache records the count of
+# every module it was built from, so a change to a module rebuilds the caches
+# of the modules that contain it (both MLPs that share a Layer, say) and of
+# no other. _changes counts every change anywhere: while it stands still, a
+# cache is known to be current without looking at its modules.
+_changes = 0
+
+
+def _edits(module):
+    """The module's change counter: a one-element list, shared with its tracked lists."""
+    cell = module.__dict__.get("_edits")
+    if cell is None:
+        cell = [0]
+        object.__setattr__(module, "_edits", cell)  # not a structure change
+    return cell
 
 
 def _changed(method):
     def wrapper(self, *args, **kwargs):
-        _version[0] += 1
+        global _changes
+        self._edits[0] += 1
+        _changes += 1
         return method(self, *args, **kwargs)
 
     wrapper.__name__ = method.__name__
@@ -50,7 +65,15 @@ def _changed(method):
 
 
 class _Tracked(list):
-    """A list of a module's parts (weights, neurons, layers) that reports changes."""
+    """A list of a module's parts (weights, neurons, layers) that reports
+    changes to the module's _edits cell."""
+
+    def __init__(self, items, edits):
+        super().__init__(items)
+        self._edits = edits
+
+    def __reduce_ex__(self, protocol):  # copy and pickle: the items and the same cell
+        return _Tracked, (list(self), self._edits)
 
 
 for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "extend",
@@ -61,17 +84,19 @@ for _name in ("__setitem__", "__delitem__", "__iadd__", "__imul__", "append", "e
 class Module:
 
     def __setattr__(self, name, value):
+        global _changes
+        edits = _edits(self)
         if isinstance(value, list) and name in self._TRACKED:
-            value = _Tracked(value)
+            value = _Tracked(value, edits)
         object.__setattr__(self, name, value)
-        _version[0] += 1
+        edits[0] += 1
+        _changes += 1
 
     _TRACKED: tuple[str, ...] = ()
 
     def __getstate__(self):  # copy, deepcopy, pickle: not the caches
         state = dict(self.__dict__)
-        state.pop("_cached", None)
-        state.pop("_params", None)
+        state.pop("_cache", None)
         return state
 
     def zero_grad(self) -> None:
@@ -109,18 +134,37 @@ class _Dense(Module):
     if TYPE_CHECKING:  # each subclass defines them
         def _layer_list(self) -> list[list[Neuron]]: ...
         def _collect(self) -> list[Value]: ...
+        def _modules(self) -> list[Module]: ...
+
+    # [_changes when last checked, (edits cell, count) of each module it was
+    # built from, the parameters, the _CNet (None: not pg_mlp's; _UNBUILT)]
+    _cache: Any = None
+
+    def _current(self):
+        """The cache, checked against the modules it was built from, and
+        rebuilt if one of them has changed since."""
+        cache = self._cache
+        if cache is not None and cache[0] == _changes:
+            return cache
+        if cache is not None and all(cell[0] == count for cell, count in cache[1]):
+            cache[0] = _changes
+            return cache
+        counts = tuple((cell, cell[0]) for cell in map(_edits, self._modules()))
+        cache = [_changes, counts, self._collect(), _UNBUILT]
+        object.__setattr__(self, "_cache", cache)  # not a structure change
+        return cache
 
     def _spec(self):
-        spec = self.__dict__.get("_cached")
-        if spec is None or spec[0] != _version[0]:
+        """The forward as one C call (a _CNet), or None if pg_mlp cannot run it."""
+        cache = self._current()
+        if cache[3] is _UNBUILT:
             layers = self._layer_list()
-            spec = (_version[0], None)
+            cache[3] = None
             if _uniform(layers):
                 sizes = [len(layers[0][0].w)] + [len(layer) for layer in layers]
                 acts = [OPS[layer[0].act] if layer[0].nonlin else 0 for layer in layers]
-                spec = (_version[0], _CNet(self, sizes, acts))
-            object.__setattr__(self, "_cached", spec)  # not a structure change
-        return spec[1]
+                cache[3] = _CNet(self, cache[2], sizes, acts)
+        return cache[3]
 
     def _handles(self):
         net = self._spec()
@@ -128,11 +172,13 @@ class _Dense(Module):
 
     def parameters(self) -> list[Value]:
         """A new list of the parameters (collected once per structure change)."""
-        cached = self.__dict__.get("_params")
-        if cached is None or cached[0] != _version[0]:
-            cached = (_version[0], self._collect())
-            object.__setattr__(self, "_params", cached)
-        return list(cached[1])
+        cache = self._cache
+        if cache is None or cache[0] != _changes:
+            cache = self._current()
+        return list(cache[2])
+
+
+_UNBUILT = object()
 
 
 def _uniform(layers):
@@ -156,40 +202,44 @@ class _CNet:
 
     __slots__ = ("name", "params", "sizes", "acts", "nlayers", "nin", "nout", "zeros")
 
-    def __init__(self, module, sizes, acts):
+    def __init__(self, module, params, sizes, acts):
         self.name = f"{type(module).__name__}({sizes[0]}, {sizes[1:]})"
-        self.params = Handles(module.parameters())
+        self.params = Handles(params)
         self.sizes = ffi.new("int32_t[]", sizes)
         self.acts = ffi.new("int32_t[]", acts)
         self.nlayers, self.nin, self.nout = len(acts), sizes[0], sizes[-1]
-        self.zeros = [0] * sizes[0]  # the input handles when every input is a number
+        self.zeros = ffi.new("pg_id[]", sizes[0])  # the input handles when every input is a number
 
-    def __call__(self, x):
+    def forward(self, x, _mlp=lib.pg_mlp, _new=_new, Value=Value, NULL=ffi.NULL):
         """x: nin inputs, Values or numbers. Returns micrograd's output: a
         Value if the last layer has one neuron, else a list of Values."""
-        ids, nums = self._inputs(x)
-        out = ffi.NULL if self.nout == 1 else ffi.new("pg_id[]", self.nout)
-        p = self.params
-        node = lib.pg_mlp(p.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
+        ids, nums = self.zeros, x  # numbers only (the common case): nothing to convert
+        if type(x) is not list and type(x) is not tuple:
+            ids, nums = self._inputs(x)
+        else:
+            for xi in x:
+                if type(xi) is not float and type(xi) is not int:
+                    ids, nums = self._inputs(x)
+                    break
+        one = self.nout == 1
+        out = NULL if one else ffi.new("pg_id[]", self.nout)
+        node = _mlp(self.params.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
         if node < 0:
             _fail(node, f"{self.name} forward, an activation")
-        if self.nout == 1:
-            return _made(node, None, None)
+        if one:  # (_made, written out: a hot path)
+            y = _new(Value)
+            y._id, y._a, y._b = node, None, None
+            return y
         return [_made(out[j], None, None) for j in range(self.nout)]
 
     def _inputs(self, x):
-        """The pg_mlp input arrays for x: node handles (0 for a number), numbers."""
+        """The pg_mlp input arrays for x (not all numbers): node handles (0
+        for a number), numbers."""
         if self.nin and type(x[0]) is Value:
             try:
                 return [v._id for v in x], ffi.NULL
             except AttributeError:  # not all Values: the general case
                 pass
-        elif type(x) is list or type(x) is tuple:
-            for xi in x:
-                if type(xi) is not float and type(xi) is not int:
-                    break
-            else:
-                return self.zeros, x
         ids, nums = [], []
         for xi in x:
             if isinstance(xi, Value):
@@ -227,10 +277,13 @@ class Neuron(_Dense):
     def __call__(self, x: Inputs) -> engine.Value:
         x = self._check(x)
         dense = self._spec()
-        return self._forward(x) if dense is None else dense(x)
+        return self._forward(x) if dense is None else dense.forward(x)
 
     def _layer_list(self):
         return [[self]]
+
+    def _modules(self):
+        return [self]
 
     def _check(self, x):
         """x as a sized sequence of this neuron's input count, or ValueError.
@@ -268,12 +321,15 @@ class Layer(_Dense):
             x = self.neurons[0]._check(x)  # once: the neurons share their inputs
         dense = self._spec()
         if dense is not None:
-            return dense(x)
+            return dense.forward(x)
         out = [n._forward(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 
     def _layer_list(self):
         return [self.neurons]
+
+    def _modules(self):
+        return [self] + [n for n in self.neurons if isinstance(n, Module)]
 
     def _collect(self):
         return [p for n in self.neurons for p in n.parameters()]
@@ -300,17 +356,24 @@ class MLP(_Dense):
                        for i in range(len(nouts))]
 
     def __call__(self, x: Inputs) -> Any:  # a Value if the last layer has one neuron, else a list
-        dense = self._spec()
+        cache = self._cache  # (_spec(), without a call while nothing has changed)
+        dense: Any = cache[3] if cache is not None and cache[0] == _changes else _UNBUILT
+        if dense is _UNBUILT:
+            dense = self._spec()
         if dense is not None:
             if type(x) is not list or len(x) != dense.nin:
                 x = self.layers[0].neurons[0]._check(x)
-            return dense(x)
+            return dense.forward(x)
         for layer in self.layers:
             x = layer(x)
         return x
 
     def _layer_list(self):
         return [layer.neurons for layer in self.layers]
+
+    def _modules(self):
+        return [self] + [m for layer in self.layers if isinstance(layer, Module)
+                         for m in layer._modules()]
 
     def _collect(self):
         return [p for layer in self.layers for p in layer.parameters()]

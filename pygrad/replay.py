@@ -19,7 +19,10 @@ x.data > 0` in the model, a loop over a data-dependent count, a different
 number of samples per batch) must be rebuilt, not replayed. Constants baked
 in as numbers (`y - 1.0`) stay as they were; feed anything that changes
 through leaf Values. Replay gives exactly the numbers a rebuild would give,
-bit for bit, because it runs the same kernels over the same order.
+bit for bit, because it runs the same kernels and adds up every grad's
+contributions in the same order; each neuron's chain (act(b + w1*x1 + ...))
+runs as one step, and every node of the graph, inner sums and products
+included, still gets its data and grad.
 """
 from __future__ import annotations
 

@@ -128,6 +128,39 @@ def test_changing_a_model_is_seen_by_the_next_forward():
     assert len(m.parameters()) == 12
 
 
+def test_a_change_to_one_model_keeps_the_other_models_caches():
+    random.seed(0)
+    a, b = MLP(2, [2, 1]), MLP(2, [2, 1])
+    x = [1.0, 2.0]
+    a(x), b(x)
+    net_b = b._spec()  # b's C network: its parameters' handles, sizes, activations
+    a.layers[0].neurons[0].w[0] = Value(10.0)
+    a.layers[1].neurons.append(Neuron(2))
+    assert b(x).data == python_path(b, x).data
+    assert b._spec() is net_b  # not rebuilt
+    assert [v.data for v in a(x)] == [v.data for v in python_path(a, x)]
+
+
+def test_a_change_to_a_shared_layer_or_neuron_reaches_every_model_holding_it():
+    random.seed(1)
+    m1, m2 = MLP(2, [3, 1]), MLP(2, [3, 1])
+    shared = Layer(3, 1, nonlin=False)
+    m1.layers[1] = m2.layers[1] = shared
+    x = [0.5, -1.5]
+    for m in (m1, m2):
+        assert m(x).data == python_path(m, x).data
+    new = Value(7.0)
+    shared.neurons[0].w[1] = new  # a list inside a neuron inside the shared layer
+    for m in (m1, m2):
+        assert m(x).data == python_path(m, x).data
+        assert new in m.parameters()
+    shared.neurons[0].b = Value(-2.0)  # an attribute of the shared neuron
+    shared.neurons = [Neuron(3, nonlin=False), Neuron(3, nonlin=False)]  # two outputs now
+    for m in (m1, m2):
+        assert [v.data for v in m(x)] == [v.data for v in python_path(m, x)]
+        assert len(m.parameters()) == 3 * 3 + 2 * 4
+
+
 def test_forward_errors_raise_and_build_nothing(arena_baseline):
     m = MLP(2, [2, 1], act="exp")
     for p in m.parameters():
