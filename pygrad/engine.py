@@ -60,10 +60,20 @@ def _operand(x):
     return x if isinstance(x, Value) else _as_float(x)
 
 
+def _type_name(x):
+    """The name of x's type for a message: 'str', but 'numpy.bool' (not
+    Python's bool) and 'decimal.Decimal'."""
+    t = type(x)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
 def _real_or_raise(x, what):
-    f = _as_float(x)
+    try:
+        f = _as_float(x)
+    except TypeError:  # a numbers.Real that float() refuses (numpy's timedelta64)
+        f = None
     if f is None:
-        raise TypeError(f"{what} must be a real number, not {type(x).__name__!r}")
+        raise TypeError(f"{what} must be a real number, not {_type_name(x)!r}")
     return f
 
 
@@ -220,11 +230,12 @@ class Value:
         return NotImplemented if other is None else self + (-other)
 
     def __rsub__(self, other):  # other - self: (-self) + other
-        if type(other) is not float and type(other) is not int:
-            other = _as_float(other)
-            if other is None:
-                return NotImplemented
-        return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, other)
+        # float() first: an int too big for a float (10**400) raises here,
+        # before _compose has made a node it could not release.
+        number = other if type(other) is float else _as_float(other)
+        if number is None:
+            return NotImplemented
+        return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, number)
 
     def __truediv__(self, other):  # self / other: self * other**-1
         if isinstance(other, Value):

@@ -14,7 +14,7 @@ import random
 from _pygrad import ffi, lib
 
 from .arrays import Handles
-from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made
+from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made, _type_name
 
 #: What `act` and `out_act` accept: "linear", or any unary op of Value.
 ACTIVATIONS = ("linear",) + UNARY_OPS
@@ -174,7 +174,7 @@ class _CNet:
                 number = _as_float(xi)
                 if number is None:
                     raise TypeError(f"{self.name}: an input must be a Value or a real number, "
-                                    f"not {type(xi).__name__!r}")
+                                    f"not {_type_name(xi)!r}")
                 ids.append(0)
                 nums.append(number)
         return ids, nums

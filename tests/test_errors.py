@@ -1,6 +1,7 @@
 """Python's error rules (spec/API.md): the same exception type as Python's
 float and math module give, a message naming the op, and every existing
 Value (and the arena) intact afterwards."""
+import gc
 import math
 
 import pytest
@@ -114,11 +115,15 @@ def test_setting_data_or_grad_to_a_non_number_raises_and_keeps_the_old_value():
     assert (v.data, v.grad) == (1.5, 0.0)
 
 
-def test_huge_int_overflows_like_float_does():
-    with pytest.raises(OverflowError):
-        Value(10**400)
-    with pytest.raises(OverflowError):
-        Value(1.0) + 10**400
+def test_huge_int_overflows_like_float_does(arena_baseline):
+    env = {"Value": Value, "x": Value(1.0)}
+    for program in ("Value(10**400)", "x + 10**400", "10**400 + x", "x - 10**400", "10**400 - x",
+                    "x * 10**400", "x / 10**400", "10**400 / x", "x ** 10**400", "10**400 ** x"):
+        with pytest.raises(OverflowError):
+            eval(program, env)
+    del env
+    gc.collect()  # the exceptions' tracebacks held Values
+    assert pygrad.live_nodes() == arena_baseline  # no node made before an error is left over
 
 
 def test_an_error_mid_graph_leaves_the_graph_usable(arena_baseline):
