@@ -380,3 +380,20 @@ _pow_values = _binary_method(_POW, "**")  # self ** other, both Values
 def live_nodes():
     """The number of nodes alive in the C arena (for tests and leak checks)."""
     return lib.pg_live_nodes()
+
+
+def set_node_limit(n):
+    """Cap the arena at n live nodes (0: no cap, the default). Making a node
+    past the cap raises MemoryError and changes nothing, so a runaway graph
+    stops with an exception instead of taking all the memory. A cap below
+    the nodes already alive only stops new ones."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        raise TypeError(f"node limit must be an int, not {_type_name(n)!r}")
+    if not 0 <= n < 2**63:
+        raise ValueError(f"node limit must be 0 (no limit) or a positive int, not {n!r}")
+    lib.pg_set_node_limit(int(n))
+
+
+def node_limit():
+    """The arena's cap on live nodes (0: none); see set_node_limit."""
+    return lib.pg_node_limit()

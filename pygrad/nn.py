@@ -69,7 +69,9 @@ class Module:
             for p in self.parameters():
                 p.grad = 0
         else:  # one C call
-            lib.pg_scatter(h.array, h.n, lib.PG_GRAD, ffi.NULL, 0.0)
+            status = lib.pg_scatter(h.array, h.n, lib.PG_GRAD, ffi.NULL, 0.0)
+            if status:
+                _fail(status, "zero_grad")
 
     def parameters(self):
         return []

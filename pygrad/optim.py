@@ -69,7 +69,9 @@ class Optimizer:
     def zero_grad(self):
         """Set every parameter's grad to 0."""
         p = self._params
-        lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
+        status = lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
+        if status:
+            _fail(status, "zero_grad")
 
     def __getattr__(self, name):
         settings = self.__dict__.get("_settings", {})
