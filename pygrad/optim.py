@@ -15,7 +15,7 @@ operation for operation (csrc/optim.c). Plain SGD is exactly the tutorials'
 from _pygrad import ffi, lib
 
 from .arrays import handles
-from .engine import _fail
+from .engine import _fail, _real_or_raise
 
 
 class Optimizer:
@@ -43,9 +43,9 @@ class Optimizer:
             if name == "nesterov":
                 cfg.nesterov = bool(value)
             elif name == "betas":
-                cfg.beta1, cfg.beta2 = (float(b) for b in value)
+                cfg.beta1, cfg.beta2 = (_real_or_raise(b, "betas") for b in value)
             else:
-                setattr(cfg, name, float(value))
+                setattr(cfg, name, _real_or_raise(value, name))
         return cfg
 
     def _check(self, s):
@@ -97,7 +97,7 @@ class Optimizer:
 def _non_negative(settings, *names):
     for name in names:
         value = settings[name]
-        if not (float(value) >= 0.0) or value == float("inf"):
+        if not (_real_or_raise(value, name) >= 0.0) or value == float("inf"):
             raise ValueError(f"invalid {name}: {value!r} (must be a finite number >= 0)")
 
 
@@ -135,5 +135,5 @@ class Adam(Optimizer):
 
     def _check(self, s):
         _non_negative(s, "lr", "eps", "weight_decay")
-        if len(s["betas"]) != 2 or not all(0.0 <= float(b) < 1.0 for b in s["betas"]):
+        if len(s["betas"]) != 2 or not all(0.0 <= _real_or_raise(b, "betas") < 1.0 for b in s["betas"]):
             raise ValueError(f"invalid betas: {s['betas']!r} (each must be in [0, 1))")

@@ -21,11 +21,14 @@ in as numbers (`y - 1.0`) stay as they were; feed anything that changes
 through leaf Values. Replay gives exactly the numbers a rebuild would give,
 bit for bit, because it runs the same kernels over the same order.
 """
+import operator
+
 import numpy as np
 from _pygrad import ffi, lib
 
-from .arrays import handles
-from .engine import _SYMBOLS, Value, _fail
+from .arrays import float_array, handles
+from .engine import _SYMBOLS, Value, _fail, _type_name
+from .optim import Optimizer
 
 
 class Tape:
@@ -71,9 +74,11 @@ class Tape:
         tutorials' loop. On a math error the failing iteration's forward is
         undone, the error is raised, and the losses so far are its .losses.
         """
-        iters = int(iters)
+        iters = operator.index(iters)  # an int: not 1.5, not "10"
         if iters < 0:
             raise ValueError(f"iters must be >= 0, not {iters}")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a pygrad.optim optimizer, not {_type_name(optimizer)!r}")
         opt = ffi.NULL if optimizer is None else optimizer._c
         if inputs is None:
             if data is not None:
@@ -82,7 +87,7 @@ class Tape:
         else:
             ins = handles(inputs)
             nin = ins.n
-            data = np.ascontiguousarray(data, dtype=np.float64)
+            data = float_array(data, "Tape.train data")
             if data.ndim != 2 or data.shape[1] != nin or data.shape[0] < 1:
                 raise ValueError(f"data must have shape (rows, {nin}) for {nin} inputs, "
                                  f"not {data.shape}")

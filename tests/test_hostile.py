@@ -320,3 +320,101 @@ def test_the_named_type_is_the_operands_own():
         Value(1.0).data = Decimal(1)
     with pytest.raises(TypeError, match=r"'str'"):  # builtins keep their short names
         Value("1")
+
+
+# ---- the rest of the API: networks, losses, optimizers, Tape, arrays -------------
+
+def _api_cases():
+    """(what, call, exception) for hostile arguments to every entry point
+    that takes numbers: each must raise that built-in exception."""
+    mlp = pygrad.MLP(2, [3, 1])
+    p = [Value(1.0), Value(2.0)]
+    losses, optim = pygrad.losses, pygrad.optim
+    cases = []
+    for x, exc in ((None, TypeError), (5, TypeError), ("ab", TypeError), ([1.0], ValueError),
+                   ([1.0, 2.0, 3.0], ValueError), ([None, 1.0], TypeError), ([1j, 1.0], TypeError),
+                   ([[1.0], [2.0]], TypeError), (np.array([[1.0, 2.0]]), ValueError),
+                   (["1", "2"], TypeError), ([Decimal(1), 1.0], TypeError),
+                   ([10**400, 1.0], OverflowError), ([reference.Value(1.0), 1.0], TypeError),
+                   ([np.bool_(True), 1.0], TypeError), (np.array(["a", "b"]), TypeError)):
+        cases.append((f"MLP(2, [3, 1])({x!r})", lambda x=x: mlp(x), exc))
+    for loss in (losses.sum_squares, losses.mse, losses.root_sum_squares, losses.hinge):
+        for t, exc in (([1.0, "a"], TypeError), ([None, 1.0], TypeError), ([1j, 1.0], TypeError),
+                       (["1", "2"], TypeError), ([Decimal(1), 2.0], TypeError), (None, TypeError),
+                       ([10**400, 1.0], OverflowError), ([1.0], ValueError), (5, TypeError)):
+            cases.append((f"{loss.__name__}(p, {t!r})", lambda f=loss, t=t: f(p, t), exc))
+    for alpha in ("0.1", None, 1j, [1.0]):
+        cases.append((f"hinge(alpha={alpha!r})",
+                      lambda a=alpha: losses.hinge(p, [1, -1], params=p, alpha=a), TypeError))
+    for c, exc in ((2, ValueError), (-1, ValueError), ("0", ValueError), (1.0, TypeError),
+                   (None, TypeError), ([0, 1], ValueError), (10**400, ValueError)):
+        cases.append((f"cross_entropy(p, {c!r})", lambda c=c: losses.cross_entropy(p, c), exc))
+    for kind in (optim.SGD, optim.Adam):
+        for name, bad, exc in (("lr", "0.1", TypeError), ("lr", None, TypeError),
+                               ("lr", 1j, TypeError), ("lr", Decimal("0.1"), TypeError),
+                               ("lr", math.nan, ValueError), ("lr", -1.0, ValueError),
+                               ("lr", math.inf, ValueError), ("lr", 10**400, OverflowError),
+                               ("weight_decay", "0", TypeError), ("weight_decay", -1, ValueError)):
+            cases.append((f"{kind.__name__}({name}={bad!r})",
+                          lambda k=kind, n=name, b=bad: k(p, **{n: b}), exc))
+            cases.append((f"{kind.__name__}().{name} = {bad!r}",
+                          lambda k=kind, n=name, b=bad: setattr(k(p), n, b), exc))
+        cases.append((f"{kind.__name__}(params=[1.0])", lambda k=kind: k([1.0]), TypeError))
+    for name, bad, exc in (("momentum", "0.9", TypeError), ("dampening", "x", TypeError),
+                           ("momentum", math.nan, ValueError)):
+        cases.append((f"SGD({name}={bad!r})", lambda n=name, b=bad: optim.SGD(p, **{n: b}), exc))
+    for betas, exc in (("ab", TypeError), (None, TypeError), ((0.9,), ValueError),
+                       ((1.0, 0.5), ValueError), ((math.nan, 0.9), ValueError), (("0.9", 0.9), TypeError)):
+        cases.append((f"Adam(betas={betas!r})", lambda b=betas: optim.Adam(p, betas=b), exc))
+    tape = pygrad.Tape((p[0] * p[1]).tanh())
+    for root in (None, 1.0, "a", reference.Value(1.0)):
+        cases.append((f"Tape({root!r})", lambda r=root: pygrad.Tape(r), TypeError))
+    for kwargs, exc in (({"iters": -1}, ValueError), ({"iters": 1.5}, TypeError),
+                        ({"iters": "3"}, TypeError), ({"iters": None}, TypeError),
+                        ({"iters": math.nan}, TypeError), ({"iters": 2, "optimizer": "sgd"}, TypeError),
+                        ({"iters": 2, "inputs": p, "data": [[None, 1.0]]}, TypeError),
+                        ({"iters": 2, "inputs": p, "data": [["1", "2"]]}, TypeError),
+                        ({"iters": 2, "inputs": p, "data": [[1j, 1.0]]}, TypeError),
+                        ({"iters": 2, "inputs": p, "data": [1.0, 2.0]}, ValueError),
+                        ({"iters": 2, "inputs": p, "data": np.zeros((0, 2))}, ValueError),
+                        ({"iters": 2, "inputs": [1.0, 2.0], "data": [[1.0, 2.0]]}, TypeError),
+                        ({"iters": 2, "data": [[1.0, 2.0]]}, ValueError)):
+        cases.append((f"Tape.train(**{kwargs!r})", lambda k=kwargs: tape.train(**k), exc))
+    for f in (pygrad.set_data, pygrad.set_grad):
+        for src, exc in (("a", TypeError), ("1.5", TypeError), (None, TypeError), (1j, TypeError),
+                         ([None, 1.0], TypeError), (["1", "2"], TypeError), ([1.0], ValueError),
+                         ([[1.0, 2.0]], ValueError), (10**400, OverflowError),
+                         ([Value(1.0), Value(2.0)], TypeError), (np.array(["1", "2"]), TypeError),
+                         ([Decimal(1), 2.0], TypeError)):
+            cases.append((f"{f.__name__}(p, {src!r})", lambda f=f, s=src: f(p, s), exc))
+    for f in (pygrad.get_data, pygrad.get_grad):
+        for values in (None, [1.0], "ab", 5, [p[0], None]):
+            cases.append((f"{f.__name__}({values!r})", lambda f=f, v=values: f(v), TypeError))
+    return cases, p
+
+
+def test_every_entry_point_refuses_hostile_arguments_with_the_right_exception(witness, tally):
+    cases, p = _api_cases()
+    before = [(v.data, v.grad) for v in p]
+    for what, call, exc in cases:
+        with pytest.raises(exc):
+            call()
+        assert [(v.data, v.grad) for v in p] == before, f"{what} changed a Value before raising"
+    tally["hostile inputs: arguments to networks, losses, optimizers, Tape, arrays"] += len(cases)
+    del cases
+
+
+def test_real_numbers_of_every_kind_work_through_the_api(witness):
+    """The numbers Value takes are taken everywhere: numpy labels, numpy
+    hyperparameters, object arrays of Python numbers."""
+    p = [Value(0.5), Value(-0.25)]
+    ce = pygrad.losses.cross_entropy(p, np.int64(1))
+    assert ce.data == pygrad.losses.cross_entropy(p, 1).data
+    opt = pygrad.optim.SGD(p, lr=np.float32(0.5), momentum=Fraction(1, 2))
+    opt.lr = np.int8(1)
+    pygrad.set_data(p, np.array([1, 2**70], dtype=object))
+    assert pygrad.get_data(p).tolist() == [1.0, float(2**70)]
+    pygrad.set_grad(p, np.float16(0.5))
+    assert pygrad.get_grad(p).tolist() == [0.5, 0.5]
+    loss = (p[0] * 1e-70).tanh()
+    assert pygrad.Tape(loss).train(np.int64(2), opt, inputs=p, data=[[True, 3]]).shape == (2,)
