@@ -165,6 +165,27 @@ def test_tape_replay_gives_what_building_gives_on_special_values(witness, tally)
     tally["hostile inputs: replayed form x special values"] += count
 
 
+def test_backward_after_operands_are_changed_to_special_values(witness, tally):
+    """Backward kernels never raise (spec/API.md: backward gives IEEE
+    numbers): built at ordinary values, then given special ones as data
+    (p.data = ... before backward, a micrograd habit), every form's
+    gradients are the reference engine's and no exception comes out."""
+    count = 0
+    for form, f in FORMS.items():
+        pairs = itertools.product(SPECIAL, repeat=2) if "y" in form else ((a, 0.25) for a in SPECIAL)
+        for a, b in pairs:
+            count += 1
+            grads = []
+            for V in (Value, reference.Value):
+                x, y = V(0.5), V(0.25)
+                out = f(x, y, 2.0)
+                x.data, y.data = a, b
+                out.backward()
+                grads.append((x.grad, y.grad))
+            assert all(map(same, *grads)), f"{form} at {a!r}, {b!r}: {grads[0]} != {grads[1]}"
+    tally["hostile inputs: backward of a form at special values"] += count
+
+
 # ---- sigmoid never overflows -------------------------------------------------
 
 SIGMOID_EXTREMES = [1000.0, -1000.0, 1e4, -1e4, 1e300, -1e300, BIG, -BIG, math.inf, -math.inf,
