@@ -186,6 +186,33 @@ def test_backward_after_operands_are_changed_to_special_values(witness, tally):
     tally["hostile inputs: backward of a form at special values"] += count
 
 
+@pytest.mark.parametrize("act", pygrad.nn.ACTIVATIONS)
+def test_network_forward_on_special_inputs(act, witness, tally):
+    """An MLP's forward in one C call (csrc/nn.c) on special inputs: the
+    reference engine's MLP, built op by op from the same weights, gives the
+    same output and parameter gradients to the bit, or the same exception."""
+    import random
+    nets = []
+    for engine in (pygrad, reference):
+        random.seed(4)
+        nets.append(engine.MLP(2, [3, 1], act=act, out_act=act, bias="uniform"))
+
+    def outcome_of(net, x):
+        net.zero_grad()
+        try:
+            out = net(x)
+        except (ArithmeticError, ValueError) as e:
+            return type(e)
+        out.backward()
+        return [out.data] + [p.grad for p in net.parameters()]
+
+    for a in SPECIAL:
+        for x in ([a, 0.75], [-0.5, a]):
+            got, want = (outcome_of(net, x) for net in nets)
+            assert same_outcome(got, want), f"MLP(act={act}) at {x}: {got} != {want}"
+    tally["hostile inputs: MLP forward x special inputs"] += 2 * len(SPECIAL)
+
+
 # ---- sigmoid never overflows -------------------------------------------------
 
 SIGMOID_EXTREMES = [1000.0, -1000.0, 1e4, -1e4, 1e300, -1e300, BIG, -BIG, math.inf, -math.inf,
