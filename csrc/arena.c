@@ -37,10 +37,12 @@ pg__arena pg__A = {.epoch = 1, .fresh_gen = 1};
 /* Counts down to a forced failure when positive (pg_debug_fail_alloc). */
 static int64_t pg__fail_countdown = 0;
 
-void pg_debug_fail_alloc(int64_t n) {
+int64_t pg_debug_fail_alloc(int64_t n) {
     pg__lock();
+    int64_t left = pg__fail_countdown;
     pg__fail_countdown = n > 0 ? n : 0;
     pg__unlock();
+    return left;
 }
 
 void *pg__realloc(void *p, size_t bytes) {
@@ -360,4 +362,48 @@ const char *pg_strerror(int status) {
     case PG_EZERODIV: return "0.0 cannot be raised to a negative power";
     default: return "unknown status";
     }
+}
+
+// ----------------------------------------------------------------------------
+// test hook: the arena's invariants
+
+int64_t pg_debug_check(void) {
+    pg__lock();
+    int64_t bad = 0, nfree = 0, nlive = 0;
+    uint32_t size = pg__A.size;
+    /* parents[i]: references to slot i from the child fields of live nodes. */
+    uint32_t *parents = calloc(size ? size : 1, sizeof *parents);
+    if (!parents) {
+        pg__unlock();
+        return PG_ENOMEM;
+    }
+    for (uint32_t i = pg__A.free_head; i && nfree <= (int64_t)size; i = pg__A.nodes[i].next) {
+        bad += i >= size || pg__A.nodes[i].op != PG_OP_FREE;
+        if (i >= size) break;
+        nfree++;
+    }
+    for (uint32_t i = 1; i < size; i++) {
+        const pg_node *n = &pg__A.nodes[i];
+        if (n->op == PG_OP_FREE) continue;
+        nlive++;
+        if (!pg__op_ok(n->op) || n->refs == 0 || n->gen == 0) {
+            bad++;
+            continue;
+        }
+        int arity = pg_op_arity(n->op);
+        for (int c = 0; c < 2; c++) {
+            uint32_t ch = n->child[c];
+            if ((ch != 0) != (c < arity) || ch >= size || (ch && pg__A.nodes[ch].op == PG_OP_FREE))
+                bad++;
+            else if (ch)
+                parents[ch]++;
+        }
+    }
+    for (uint32_t i = 1; i < size; i++)
+        bad += pg__A.nodes[i].op != PG_OP_FREE && pg__A.nodes[i].refs < parents[i];
+    bad += nlive != pg__A.live || (size && nfree != (int64_t)size - 1 - nlive);
+    bad += pg__A.cap < size;
+    free(parents);
+    pg__unlock();
+    return bad;
 }

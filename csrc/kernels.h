@@ -18,23 +18,26 @@
 
 #include "ops.h"
 
+/* Backward kernels never raise, so they meet non-real powers and division by
+ * zero that a forward kernel would reject. x86 makes those NaNs -NaN; the
+ * reference engine (pygrad/reference.py: _ieee_pow, _div) gives math.nan,
+ * +NaN. To match it to the bit, these two return NAN in exactly its cases.
+ * A NaN base comes back as it is, sign and all, as Python's float ** gives
+ * it (C's pow may return a NaN of the other sign). */
+static inline double pg__real_pow(double a, double k) {
+    if (isnan(a)) return k == 0.0 ? 1.0 : a;
+    if (a < 0.0 && isfinite(a) && isfinite(k) && k != floor(k)) return NAN;
+    return pow(a, k);
+}
+
 /* Python's float ** rule, shared by pow and powk. */
 static inline int pg__pow(double a, double k, double *out) {
     if (a == 0.0 && k < 0.0 && isfinite(k)) return PG_EZERODIV;
     if (a < 0.0 && isfinite(a) && isfinite(k) && k != floor(k)) return PG_EDOM;
-    double r = pow(a, k);
+    double r = pg__real_pow(a, k);
     if (isinf(r) && isfinite(a) && isfinite(k)) return PG_ERANGE;
     *out = r;
     return PG_OK;
-}
-
-/* Backward kernels never raise, so they meet non-real powers and division by
- * zero that a forward kernel would reject. x86 makes those NaNs -NaN; the
- * reference engine (pygrad/reference.py: _ieee_pow, _div) gives math.nan,
- * +NaN. To match it to the bit, these two return NAN in exactly its cases. */
-static inline double pg__real_pow(double a, double k) {
-    if (a < 0.0 && isfinite(a) && isfinite(k) && k != floor(k)) return NAN;
-    return pow(a, k);
 }
 
 static inline double pg__div(double a, double b) {

@@ -198,7 +198,13 @@ int64_t pg_capacity(void);         /* nodes the arena has memory for (it
  * Building past the cap fails with PG_ELIMIT. */
 int pg_set_node_limit(int64_t max_nodes);
 int64_t pg_node_limit(void);
-/* Test hook: make the n-th allocation from now fail (0 turns it off). */
-void pg_debug_fail_alloc(int64_t n);
+/* Test hook: make the n-th allocation from now fail (0 turns it off).
+ * Returns the allocations that were still to go before the failure set
+ * earlier: 0 once it has happened (or if none was set). */
+int64_t pg_debug_fail_alloc(int64_t n);
+/* Test hook: check the arena's invariants (the free list, the live count,
+ * every live node's op, children and reference count). Returns the number
+ * of violations found: 0 for a consistent arena, or PG_ENOMEM. */
+int64_t pg_debug_check(void);
 
 #endif

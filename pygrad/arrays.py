@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Union
 import numpy
 from _pygrad import ffi, lib
 
-from .engine import Value, _fail
+from .engine import Value, _fail, _real_or_raise
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -61,14 +61,26 @@ def _get(values, field, what):
     return out
 
 
+def float_array(src, what):
+    """src, real numbers (a number, a sequence, an array), as a float64
+    numpy array; TypeError for anything else (numpy itself would read the
+    string '1.5' as 1.5 and None as NaN)."""
+    a = numpy.asarray(src)
+    if a.dtype.kind == "O":  # Python objects: numbers as Value takes them, or TypeError
+        return numpy.array([_real_or_raise(x, what) for x in a.ravel()]).reshape(a.shape)
+    if a.dtype.kind not in "biuf":  # bool, int, unsigned, float
+        raise TypeError(f"{what} must be real numbers, not an array of {a.dtype}")
+    return numpy.asarray(a, dtype="float64", order="C")
+
+
 def _set(values, field, src, what):
     h = handles(values)
-    if numpy.ndim(src) == 0:
-        status = lib.pg_scatter(h.array, h.n, field, ffi.NULL, float(src))
+    a = float_array(src, what)
+    if a.ndim == 0:
+        status = lib.pg_scatter(h.array, h.n, field, ffi.NULL, float(a))
+    elif a.shape != (h.n,):
+        raise ValueError(f"{what}: expected {h.n} values, got an array of shape {a.shape}")
     else:
-        a = numpy.ascontiguousarray(src, dtype="float64")
-        if a.shape != (h.n,):
-            raise ValueError(f"{what}: expected {h.n} values, got an array of shape {a.shape}")
         status = lib.pg_scatter(h.array, h.n, field, ffi.from_buffer("double[]", a), 0.0)
     if status:
         _fail(status, what, *h.values[:1])

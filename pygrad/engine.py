@@ -63,10 +63,20 @@ def _operand(x):
     return x if isinstance(x, Value) else _as_float(x)
 
 
+def _type_name(x):
+    """The name of x's type for a message: 'str', but 'numpy.bool' (not
+    Python's bool) and 'decimal.Decimal'."""
+    t = type(x)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
 def _real_or_raise(x, what):
-    f = _as_float(x)
+    try:
+        f = _as_float(x)
+    except TypeError:  # a numbers.Real that float() refuses (numpy's timedelta64)
+        f = None
     if f is None:
-        raise TypeError(f"{what} must be a real number, not {type(x).__name__!r}")
+        raise TypeError(f"{what} must be a real number, not {_type_name(x)!r}")
     return f
 
 
@@ -255,11 +265,12 @@ class Value:
         return NotImplemented if other is None else self + (-other)
 
     def __rsub__(self, other: float) -> Value:  # other - self: (-self) + other
-        if type(other) is not float and type(other) is not int:
-            other = _as_float(other)
-            if other is None:
-                return NotImplemented
-        return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, other)
+        # float() first: an int too big for a float (10**400) raises here,
+        # before _compose has made a node it could not release.
+        number = other if type(other) is float else _as_float(other)
+        if number is None:
+            return NotImplemented
+        return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, number)
 
     def __truediv__(self, other: Operand) -> Value:  # self / other: self * other**-1
         if isinstance(other, Value):
@@ -403,3 +414,21 @@ _pow_values = _binary_method(_POW, "**")  # self ** other, both Values
 def live_nodes() -> int:
     """The number of nodes alive in the C arena (for tests and leak checks)."""
     return lib.pg_live_nodes()
+
+
+def set_node_limit(n: int) -> None:
+    """Cap the arena at n live nodes (0: no cap, the default). Making a node
+    past the cap raises MemoryError and changes nothing, so a runaway graph
+    stops with an exception instead of taking all the memory. A cap below
+    the nodes already alive only stops new ones."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        raise TypeError(f"node limit must be an int, not {_type_name(n)!r}")
+    limit = int(n)
+    if not 0 <= limit < 2**63:
+        raise ValueError(f"node limit must be 0 (no limit) or a positive int, not {n!r}")
+    lib.pg_set_node_limit(limit)
+
+
+def node_limit() -> int:
+    """The arena's cap on live nodes (0: none); see set_node_limit."""
+    return lib.pg_node_limit()

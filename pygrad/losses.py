@@ -8,6 +8,7 @@ runs. `pred` is a list of Values; `target` a list of numbers.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Iterable, Sequence, Union
 
 from _pygrad import ffi, lib
@@ -21,7 +22,7 @@ def _build(kind, name, pred, target, nclass=1, params=(), alpha=0.0):
     pids = [p._id for p in params]
     target = [_real_or_raise(t, f"{name} target") for t in target]
     node = lib.pg_loss(kind, ids, target, len(ids), nclass,
-                       pids or ffi.NULL, len(pids), float(alpha))
+                       pids or ffi.NULL, len(pids), _real_or_raise(alpha, f"{name} alpha"))
     if node < 0:
         _fail(node, name)
     return _made(node, None, None)
@@ -90,13 +91,14 @@ def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> V
         sum((z - m).exp() for z in row).log() - (row[c] - m)
     and over rows, sum(row_losses) * (1.0 / len(rows))."""
     rows = [logits] if logits and not isinstance(logits[0], (list, tuple)) else list(logits)
-    classes = [target] if isinstance(target, int) else list(target)
+    classes: list[Any] = [target] if isinstance(target, (int, numbers.Integral)) else list(target)
     if not rows or len(rows) != len(classes) or len({len(r) for r in rows}) != 1 or not rows[0]:
         raise ValueError("cross_entropy: need rows of logits of one length, one class per row")
     nclass = len(rows[0])
-    for c in classes:
-        if not isinstance(c, int) or not 0 <= c < nclass:
+    for c in classes:  # ints of any kind: numpy's labels too
+        if not isinstance(c, numbers.Integral) or not 0 <= int(c) < nclass:
             raise ValueError(f"cross_entropy: class {c!r} is not an int in [0, {nclass})")
+    classes = [int(c) for c in classes]
     flat = [z for row in rows for z in row]
     if _on_pygrad(flat):
         return _build(lib.PG_LOSS_CROSS_ENTROPY, "cross_entropy", flat, classes, nclass=nclass)

@@ -18,7 +18,7 @@ from _pygrad import ffi, lib
 
 from . import serialization
 from .arrays import Handles
-from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made, _new
+from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made, _new, _type_name
 
 if TYPE_CHECKING:
     from . import engine  # engine.Value, where a class's own `Value` attribute hides it
@@ -105,7 +105,9 @@ class Module:
             for p in self.parameters():
                 p.grad = 0
         else:  # one C call
-            lib.pg_scatter(h.array, h.n, lib.PG_GRAD, ffi.NULL, 0.0)
+            status = lib.pg_scatter(h.array, h.n, lib.PG_GRAD, ffi.NULL, 0.0)
+            if status:
+                _fail(status, "zero_grad")
 
     def parameters(self) -> list[Value]:
         return []
@@ -249,7 +251,7 @@ class _CNet:
                 number = _as_float(xi)
                 if number is None:
                     raise TypeError(f"{self.name}: an input must be a Value or a real number, "
-                                    f"not {type(xi).__name__!r}")
+                                    f"not {_type_name(xi)!r}")
                 ids.append(0)
                 nums.append(number)
         return ids, nums

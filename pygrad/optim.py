@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from _pygrad import ffi, lib
 
 from .arrays import handles
-from .engine import _fail
+from .engine import _fail, _real_or_raise
 
 if TYPE_CHECKING:
     from .arrays import Values
@@ -51,9 +51,9 @@ class Optimizer:
             if name == "nesterov":
                 cfg.nesterov = bool(value)
             elif name == "betas":
-                cfg.beta1, cfg.beta2 = (float(b) for b in value)
+                cfg.beta1, cfg.beta2 = (_real_or_raise(b, "betas") for b in value)
             else:
-                setattr(cfg, name, float(value))
+                setattr(cfg, name, _real_or_raise(value, name))
         return cfg
 
     def _check(self, s):
@@ -77,7 +77,9 @@ class Optimizer:
     def zero_grad(self) -> None:
         """Set every parameter's grad to 0."""
         p = self._params
-        lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
+        status = lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
+        if status:
+            _fail(status, "zero_grad")
 
     def __getattr__(self, name: str) -> Any:  # the settings: opt.lr
         settings = self.__dict__.get("_settings", {})
@@ -103,7 +105,7 @@ class Optimizer:
 def _non_negative(settings, *names):
     for name in names:
         value = settings[name]
-        if not (float(value) >= 0.0) or value == float("inf"):
+        if not (_real_or_raise(value, name) >= 0.0) or value == float("inf"):
             raise ValueError(f"invalid {name}: {value!r} (must be a finite number >= 0)")
 
 
@@ -142,5 +144,5 @@ class Adam(Optimizer):
 
     def _check(self, s):
         _non_negative(s, "lr", "eps", "weight_decay")
-        if len(s["betas"]) != 2 or not all(0.0 <= float(b) < 1.0 for b in s["betas"]):
+        if len(s["betas"]) != 2 or not all(0.0 <= _real_or_raise(b, "betas") < 1.0 for b in s["betas"]):
             raise ValueError(f"invalid betas: {s['betas']!r} (each must be in [0, 1))")

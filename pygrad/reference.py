@@ -51,6 +51,12 @@ def _ieee_pow(a, k):
         return math.copysign(math.inf, a) if odd else math.inf
 
 
+def _ieee(f, x):
+    """C's f(x) for math.sin and math.cos: what the backward kernels use,
+    never raising (an infinite x, set as data after the forward, gives NaN)."""
+    return math.nan if math.isinf(x) else f(x)
+
+
 def _dpow(a, k):
     return 0.0 if k == 0 else k * _ieee_pow(a, k - 1.0)
 
@@ -159,10 +165,10 @@ class Value:
         return self._unary(abs(self.data), "abs", sign)
 
     def sin(self):
-        return self._unary(math.sin(self.data), "sin", lambda out: math.cos(self.data))
+        return self._unary(math.sin(self.data), "sin", lambda out: _ieee(math.cos, self.data))
 
     def cos(self):
-        return self._unary(math.cos(self.data), "cos", lambda out: -math.sin(self.data))
+        return self._unary(math.cos(self.data), "cos", lambda out: -_ieee(math.sin, self.data))
 
     def backward(self):
         # topological order all of the children in the graph

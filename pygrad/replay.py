@@ -26,13 +26,15 @@ included, still gets its data and grad.
 """
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 from _pygrad import ffi, lib
 
-from .arrays import handles
-from .engine import _SYMBOLS, Value, _fail
+from .arrays import float_array, handles
+from .engine import _SYMBOLS, Value, _fail, _type_name
+from .optim import Optimizer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -85,9 +87,11 @@ class Tape:
         tutorials' loop. On a math error the failing iteration's forward is
         undone, the error is raised, and the losses so far are its .losses.
         """
-        iters = int(iters)
+        iters = operator.index(iters)  # an int: not 1.5, not "10"
         if iters < 0:
             raise ValueError(f"iters must be >= 0, not {iters}")
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a pygrad.optim optimizer, not {_type_name(optimizer)!r}")
         opt = ffi.NULL if optimizer is None else optimizer._c
         if inputs is None:
             if data is not None:
@@ -96,11 +100,11 @@ class Tape:
         else:
             ins = handles(inputs)
             nin = ins.n
-            data = np.ascontiguousarray(data, dtype=np.float64)
-            if data.ndim != 2 or data.shape[1] != nin or data.shape[0] < 1:
+            table = float_array(data, "Tape.train data")
+            if table.ndim != 2 or table.shape[1] != nin or table.shape[0] < 1:
                 raise ValueError(f"data must have shape (rows, {nin}) for {nin} inputs, "
-                                 f"not {data.shape}")
-            rows, buf, ins = data.shape[0], ffi.from_buffer("double[]", data), ins.array
+                                 f"not {table.shape}")
+            rows, buf, ins = table.shape[0], ffi.from_buffer("double[]", table), ins.array
         losses = np.empty(iters, dtype=np.float64)
         done, failed = ffi.new("int64_t *"), ffi.new("pg_failure *")
         status = lib.pg_tape_train(self._c, opt, iters, ins, nin, buf, rows,

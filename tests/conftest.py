@@ -1,3 +1,4 @@
+import collections
 import gc
 import os
 import sys
@@ -12,6 +13,48 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
 
 import pygrad  # noqa: E402
+
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the property tests skip without it
+    settings = None
+
+if settings is not None:
+    # "ci" (the default): a bounded, reproducible run. derandomize draws the
+    # same examples on every run and no example database is kept, so a
+    # failure in CI is the failure you get locally. No deadline: CI runs the
+    # suite again under AddressSanitizer, several times slower.
+    # "soak": many more examples, for a long hunt (HYPOTHESIS_PROFILE=soak).
+    _common = dict(deadline=None, database=None, print_blob=True,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    settings.register_profile("ci", max_examples=300, derandomize=True, **_common)
+    settings.register_profile("soak", max_examples=20_000, **_common)
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# How many generated examples and hostile inputs the tests ran, for the
+# summary at the end of the run (see `tally`).
+TALLY = collections.Counter()
+
+
+@pytest.fixture(scope="session")
+def tally():
+    """A Counter the tests add to: tally["hostile inputs: what"] += n. Keys
+    under "hypothesis examples:" and "hostile inputs:" are totalled; others
+    ("of which: ...") are details of those."""
+    return TALLY
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not TALLY:
+        return
+    terminalreporter.section("inputs run")
+    for group in ("hypothesis examples", "hostile inputs", "of which"):
+        keys = sorted(k for k in TALLY if k.startswith(group + ":"))
+        for key in keys:
+            terminalreporter.write_line(f"{TALLY[key]:>9,}  {key}")
+        if keys and group != "of which":
+            total = sum(TALLY[k] for k in keys)
+            terminalreporter.write_line(f"{total:>9,}  {group}, in all")
 
 
 @pytest.fixture
