@@ -12,6 +12,8 @@ is tanh on every neuron with biases drawn from uniform(-1, 1), as in seed
 from __future__ import annotations
 
 import random
+
+import numpy
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
 from _pygrad import ffi, lib
@@ -289,10 +291,12 @@ class Neuron(_Dense):
 
     def _check(self, x):
         """x as a sized sequence of this neuron's input count, or ValueError.
-        A Value (a 1-neuron layer's output) becomes [x]; an iterator a list."""
+        A Value (a 1-neuron layer's output) becomes [x]; any other iterable
+        but a list, tuple or array (an iterator, a set, a dict: its keys) a
+        list, in the order micrograd's zip would read it."""
         if isinstance(x, self.Value):
             x = [x]
-        elif not hasattr(x, "__len__"):
+        elif not isinstance(x, (list, tuple, numpy.ndarray)):
             x = list(x)
         if len(x) != len(self.w):
             raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}")
@@ -316,6 +320,10 @@ class Layer(_Dense):
     _TRACKED = ("neurons",)
 
     def __init__(self, nin: int, nout: int, **kwargs: Any) -> None:
+        if not isinstance(nout, int) or isinstance(nout, bool):
+            raise TypeError(f"nout must be an int, not {_type_name(nout)!r}")
+        if nout < 0:
+            raise ValueError(f"nout must be a non-negative int, not {nout!r}")
         self.neurons = [self.Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x: Inputs) -> Any:  # a Value if nout == 1, else a list of Values

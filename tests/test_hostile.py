@@ -466,3 +466,18 @@ def test_real_numbers_of_every_kind_work_through_the_api(witness):
     assert pygrad.get_grad(p).tolist() == [0.5, 0.5]
     loss = (p[0] * 1e-70).tanh()
     assert pygrad.Tape(loss).train(np.int64(2), opt, inputs=p, data=[[True, 3]]).shape == (2,)
+
+
+def test_module_inputs_of_every_iterable_kind_and_bad_layer_sizes():
+    m = pygrad.MLP(2, [3, 1])
+    want = m([0.5, -1.0]).data
+    assert m(iter([0.5, -1.0])).data == want and m((0.5, -1.0)).data == want
+    assert m(np.array([0.5, -1.0])).data == want
+    with pytest.raises(TypeError, match="str"):  # a dict is read as its keys, as zip does
+        m({"a": 0.5, "b": -1.0})
+    with pytest.raises(ValueError, match="takes 2 inputs, got 3"):
+        m({1.0, 2.0, 3.0})
+    with pytest.raises(ValueError, match="nout must be a non-negative int, not -1"):
+        pygrad.MLP(2, [1, -1])
+    with pytest.raises(TypeError, match="nout must be an int, not 'list'"):
+        pygrad.Layer(2, [3])
