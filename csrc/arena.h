@@ -72,6 +72,8 @@ typedef struct pg__arena {
     /* Scratch of slot indices for calls on many nodes (pg_gather, pg_mlp). */
     uint32_t *scratch;
     size_t scratch_cap;
+    void *finder;        /* the tape compiler's arrays (tape.c), kept likewise */
+    size_t finder_cap;   /* in graph positions */
 } pg__arena;
 
 extern pg__arena pg__A;

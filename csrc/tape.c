@@ -110,8 +110,8 @@ typedef struct pg__finder {
  * its stack): fresh memory for each would cost a page fault per 4 KB. Only
  * up to PG__FINDER_KEPT positions are kept; a bigger graph's are freed. */
 #define PG__FINDER_KEPT ((size_t)1 << 20)
-static void *pg__finder_mem;
-static size_t pg__finder_cap; /* in positions */
+/* (pg__A.finder and pg__A.finder_cap: the arena owns them, so pg__trim
+ * hands them back with the sort's buffers.) */
 
 /* The position of the node in slot s. */
 static inline uint32_t pg__pos(uint32_t s) { return pg__A.nodes[s].mark; }
@@ -217,14 +217,14 @@ static int pg__compile(pg_tape *t, int64_t n) {
     const uint32_t *order = pg__A.order;
     size_t count = (size_t)(n ? n : 1);
     const size_t per = 3 * sizeof(uint32_t) + 1; /* bytes per position */
-    int status = pg__grow(&pg__finder_mem, &pg__finder_cap, count, per);
-    uint32_t *scratch = pg__finder_mem;
+    int status = pg__grow(&pg__A.finder, &pg__A.finder_cap, count, per);
+    uint32_t *scratch = pg__A.finder;
     /* Upper bounds, trimmed at the end: a term holds two non-leaf nodes. */
     t->steps = pg__realloc(NULL, count * sizeof(pg__step));
     t->terms = pg__realloc(NULL, (count / 2 + 1) * sizeof(pg__term));
     t->saved = pg__realloc(NULL, count * sizeof(double));
     if (status != PG_OK || !t->steps || !t->terms || !t->saved) return PG_ENOMEM;
-    size_t cap = pg__finder_cap;
+    size_t cap = pg__A.finder_cap;
     pg__finder f = {order, scratch, scratch + 2 * cap, (uint8_t *)(scratch + 3 * cap)};
     uint32_t *firstuse = f.owner;
     for (uint32_t i = 0; i < n; i++) {
@@ -272,9 +272,9 @@ static int pg__compile(pg_tape *t, int64_t n) {
             steps[nsteps++] = steps[count - neuron--];
     }
     for (uint32_t i = 0; i < n; i++) nodes[order[i]].mark = pg__A.epoch; /* as the sort left them */
-    if (pg__finder_cap > PG__FINDER_KEPT) {
-        free(pg__finder_mem);
-        pg__finder_mem = NULL, pg__finder_cap = 0;
+    if (pg__A.finder_cap > PG__FINDER_KEPT) {
+        free(pg__A.finder);
+        pg__A.finder = NULL, pg__A.finder_cap = 0;
     }
     t->nsteps = nsteps, t->nterms = nterms, t->nneurons = nneurons;
     void *fit = realloc(t->steps, (size_t)(nsteps ? nsteps : 1) * sizeof(pg__step));

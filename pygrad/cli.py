@@ -116,8 +116,10 @@ def main(argv=None, prog="pygrad"):
 
 def conflict(args):
     """What is wrong with a combination of train's arguments, or None."""
-    if args.workload == "W4":
-        return None
+    if args.workload == "W4":  # it checks numbers: nothing to train or plot
+        given = [name for name in ("iters", "lr", "out", "way") if getattr(args, name) is not None]
+        given += ["seed"] if args.seed != 0 else []
+        return f"argument --{given[0]}: W4 trains nothing" if given else None
     cls = WORKLOADS[args.workload]
     if args.engine not in cls.engines:
         return f"argument --engine: {cls.name} runs on {' or '.join(cls.engines)} only"
@@ -141,8 +143,9 @@ def train(args, prog):
     try:
         seconds = train_with_progress(run, losses, not args.no_progress)
     except (ArithmeticError, ValueError) as e:  # e.g. diverging at a too large --lr
-        print(f"{prog}: error: {cls.unit} {len(losses) + 1}: {type(e).__name__}: {e}",
-              file=sys.stderr)
+        n = min(chunk_size(run), run.iters - len(losses))  # it failed in this chunk
+        where = f"{len(losses) + 1}" + (f" to {len(losses) + n}" if n > 1 else "")
+        print(f"{prog}: error: {cls.unit} {where}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted after {len(losses)} {cls.unit}s", file=sys.stderr)
@@ -169,13 +172,18 @@ def train(args, prog):
     return 0
 
 
+def chunk_size(run):
+    """Iterations per call of run.train: 1% of the run."""
+    return max(1, run.iters // 100)
+
+
 def train_with_progress(run, losses, progress=True):
     """Train run.iters iterations, appending their losses to losses, in
     chunks of about 1%, with a progress bar on stderr updated between
     chunks. Returns the seconds taken."""
     from tqdm import tqdm
 
-    chunk = max(1, run.iters // 100)
+    chunk = chunk_size(run)
     bar = tqdm(total=run.iters, unit="it" if run.unit == "iteration" else f" {run.unit}",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()

@@ -101,6 +101,24 @@ class Module:
         state.pop("_cache", None)
         return state
 
+    def _modules(self) -> list[Module]:
+        """This module and every module inside it (an attribute, or in a list
+        or tuple attribute), each once: the modules whose changes invalidate
+        this one's caches. Any user Module may sit inside a Layer or MLP."""
+        found: list[Module] = []
+        stack, seen = [self], {id(self)}
+        while stack:
+            m = stack.pop()
+            found.append(m)
+            for name, v in m.__dict__.items():
+                if name == "_cache":  # what it found last time, and its parameters
+                    continue
+                for part in v if isinstance(v, (list, tuple)) else (v,):
+                    if isinstance(part, Module) and id(part) not in seen:
+                        seen.add(id(part))
+                        stack.append(part)
+        return found
+
     def zero_grad(self) -> None:
         h = self._handles()
         if h is None:
@@ -138,7 +156,6 @@ class _Dense(Module):
     if TYPE_CHECKING:  # each subclass defines them
         def _layer_list(self) -> list[list[Neuron]]: ...
         def _collect(self) -> list[Value]: ...
-        def _modules(self) -> list[Module]: ...
 
     # [_changes when last checked, (edits cell, count) of each module it was
     # built from, the parameters, the _CNet (None: not pg_mlp's; _UNBUILT)]
@@ -188,8 +205,10 @@ _UNBUILT = object()
 def _uniform(layers):
     """Whether layers (lists of neurons) make a network pg_mlp can build:
     pygrad Values, each layer's neurons alike and fed by the layer before."""
-    if not layers or not all(layers):
-        return False
+    if not layers or not all(isinstance(layer, list) and layer for layer in layers):
+        return False  # an empty layer, or a user's module standing in for one
+    if not all(isinstance(n, Neuron) for layer in layers for n in layer):
+        return False  # a user's module standing in for a neuron
     nin = len(layers[0][0].w)
     for layer in layers:
         for n in layer:
@@ -267,7 +286,9 @@ class Neuron(_Dense):
 
     def __init__(self, nin: int, nonlin: bool = True, act: str = "relu",
                  bias: str = "zero") -> None:
-        if not isinstance(nin, int) or nin < 0:
+        if not isinstance(nin, int) or isinstance(nin, bool):
+            raise TypeError(f"nin must be an int, not {_type_name(nin)!r}")
+        if nin < 0:
             raise ValueError(f"nin must be a non-negative int, not {nin!r}")
         if act not in ACTIVATIONS:
             raise ValueError(f"act must be one of {ACTIVATIONS}, not {act!r}")
@@ -285,9 +306,6 @@ class Neuron(_Dense):
 
     def _layer_list(self):
         return [[self]]
-
-    def _modules(self):
-        return [self]
 
     def _check(self, x):
         """x as a sized sequence of this neuron's input count, or ValueError.
@@ -338,9 +356,6 @@ class Layer(_Dense):
     def _layer_list(self):
         return [self.neurons]
 
-    def _modules(self):
-        return [self] + [n for n in self.neurons if isinstance(n, Module)]
-
     def _collect(self):
         return [p for n in self.neurons for p in n.parameters()]
 
@@ -379,11 +394,7 @@ class MLP(_Dense):
         return x
 
     def _layer_list(self):
-        return [layer.neurons for layer in self.layers]
-
-    def _modules(self):
-        return [self] + [m for layer in self.layers if isinstance(layer, Module)
-                         for m in layer._modules()]
+        return [getattr(layer, "neurons", None) for layer in self.layers]
 
     def _collect(self):
         return [p for layer in self.layers for p in layer.parameters()]

@@ -33,8 +33,9 @@ def save_loss_plot(losses, path, title="", xlabel="iteration", writer=None):
     if writer == "matplotlib":
         _save_matplotlib(losses, path, title, xlabel)
     elif writer == "builtin":
+        png = png_loss_plot(losses)  # first: a plot that fails leaves the old file
         with open(path, "wb") as f:
-            f.write(png_loss_plot(losses))
+            f.write(png)
     else:
         raise ValueError(f"writer must be 'matplotlib', 'builtin' or None, not {writer!r}")
     return writer

@@ -39,8 +39,6 @@ from .optim import Optimizer
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-    from .optim import Optimizer
-
 
 class Tape:
     """A recorded graph (everything under root) that can be run again."""

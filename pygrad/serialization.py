@@ -28,6 +28,7 @@ and programs.
 """
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 import zlib
@@ -64,9 +65,13 @@ def _values(module: Module) -> numpy.ndarray:
 
 def save(module: Module, file: File) -> None:
     """Write module's parameters to file (a path or a binary file object)."""
-    if isinstance(file, (str, os.PathLike)):  # opened here: numpy.savez would
-        with open(file, "wb") as f:             # add ".npz" to a path without it
-            save(module, f)
+    if isinstance(file, (str, os.PathLike)):
+        # Made in memory first, so a model that fails to save leaves an old
+        # file whole; opened here, as numpy.savez would add ".npz" to the path.
+        whole = io.BytesIO()
+        save(module, whole)
+        with open(file, "wb") as f:
+            f.write(whole.getvalue())
         return
     numpy.savez(file, format=numpy.array(FORMAT), version=numpy.array(VERSION),
                 model=numpy.array(describe(module)), data=_values(module))

@@ -155,6 +155,20 @@ def test_a_diverging_run_ends_with_a_one_line_error(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("pygrad train: error: epoch 1: OverflowError")
 
 
+def test_a_diverging_run_names_the_iteration_or_its_chunk(capsys):
+    argv = ["train", "--lr", "10", "--iters", "5000", "--no-progress", "--no-plot"]
+    assert main(argv + ["-w", "W1-torch"]) == 1  # a Python loop: the chunk it failed in
+    err = capsys.readouterr().err
+    assert "error: iteration 51 to 100: OverflowError" in err
+    for n in range(51, 101):  # and it does fail in that chunk
+        main(["train", "--lr", "10", "--iters", str(n), "--no-progress", "--no-plot",
+              "-w", "W1-torch"])
+        if "OverflowError" in capsys.readouterr().err:
+            break
+    else:
+        raise AssertionError("no failure within iterations 51 to 100")
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--iters", "x"], "argument --iters: invalid int value: 'x'"),
     (["train", "--iters", "0"], "argument --iters: must be at least 1"),
@@ -168,6 +182,9 @@ def test_a_diverging_run_ends_with_a_one_line_error(tmp_path, capsys):
     (["train", "-w", "W3", "--way", "tape"], "argument --way: only for W1"),
     (["train", "--way", "tape", "--engine", "reference"], "tape (pygrad.Tape) runs on the pygrad"),
     (["train", "-w", "digits", "--engine", "reference"], "digits runs on pygrad only"),
+    (["train", "-w", "W4", "--iters", "7"], "argument --iters: W4 trains nothing"),
+    (["train", "-w", "W4", "--way", "tape"], "argument --way: W4 trains nothing"),
+    (["train", "-w", "W4", "--seed", "9"], "argument --seed: W4 trains nothing"),
     (["train", "--bogus"], "unrecognized arguments: --bogus"),
     (["train", "extra"], "unrecognized arguments: extra"),
     ([], "the following arguments are required"),
@@ -244,3 +261,12 @@ def test_ctrl_c_stops_training_with_status_130(monkeypatch, capsys):
     monkeypatch.setattr(W1, "train", interrupted)
     assert main(["train", "--no-progress", "--no-plot"]) == 130
     assert capsys.readouterr().err == "pygrad train: interrupted after 0 iterations\n"
+
+
+def test_a_plot_that_cannot_be_drawn_leaves_the_old_file_whole(tmp_path):
+    path = tmp_path / "keep.png"
+    save_loss_plot([1.0, 0.5], path, writer="builtin")
+    before = path.read_bytes()
+    with pytest.raises(ValueError):
+        save_loss_plot([float("nan"), -1.0], path, writer="builtin")  # nothing to show
+    assert path.read_bytes() == before

@@ -161,6 +161,53 @@ def test_a_change_to_a_shared_layer_or_neuron_reaches_every_model_holding_it():
         assert len(m.parameters()) == 3 * 3 + 2 * 4
 
 
+class MyLayer(pygrad.Module):
+    """A user's own module standing in for a layer."""
+
+    def __init__(self):
+        self.inner = Layer(2, 2)
+
+    def __call__(self, x):
+        return self.inner(x)
+
+    def parameters(self):
+        return self.inner.parameters()
+
+
+class Wrap(pygrad.Module):
+    """A user's own module standing in for a neuron, a Neuron inside."""
+
+    def __init__(self):
+        self.sub = Neuron(2)
+
+    def __call__(self, x):
+        return self.sub(x)
+
+    def parameters(self):
+        return self.sub.parameters()
+
+
+def test_user_modules_inside_a_model_and_changes_deep_inside_them():
+    random.seed(2)
+    m = MLP(2, [2, 1])
+    m.layers[0] = MyLayer()
+    x = [0.5, -1.5]
+    assert m(x).data == m.layers[1](m.layers[0](x)).data
+    assert len(m.parameters()) == 6 + 3
+    m.zero_grad()
+    m.layers[0].inner.neurons.append(Neuron(2))  # deep inside the user's module
+    assert len(m.parameters()) == 9 + 3
+    layer = Layer(2, 1)
+    layer.neurons[0] = Wrap()
+    assert len(layer.parameters()) == 3
+    new = Value(5.0)
+    layer.neurons[0].sub.w.append(new)  # a list inside a Neuron inside a Wrap
+    assert len(layer.parameters()) == 4 and new in layer.parameters()
+    layer.neurons[0].again = layer  # a cycle through the user's module
+    layer.neurons[0].sub.b = Value(1.0)
+    assert layer.parameters()[-1].data == 1.0
+
+
 def test_forward_errors_raise_and_build_nothing(arena_baseline):
     m = MLP(2, [2, 1], act="exp")
     for p in m.parameters():

@@ -481,3 +481,10 @@ def test_module_inputs_of_every_iterable_kind_and_bad_layer_sizes():
         pygrad.MLP(2, [1, -1])
     with pytest.raises(TypeError, match="nout must be an int, not 'list'"):
         pygrad.Layer(2, [3])
+    for bad in (2.0, "2", True):  # the same mistake gives the same error on either size
+        with pytest.raises(TypeError, match="nin must be an int"):
+            pygrad.MLP(bad, [3])
+        with pytest.raises(TypeError, match="nout must be an int"):
+            pygrad.MLP(2, [bad])
+    with pytest.raises(ValueError, match="nin must be a non-negative int, not -2"):
+        pygrad.Neuron(-2)

@@ -232,3 +232,17 @@ def test_a_truncated_file_is_a_value_error(tmp_path):
 def test_a_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
         MLP(3, [1]).load(tmp_path / "absent")
+
+
+def test_a_model_that_fails_to_save_leaves_the_old_file_whole(tmp_path):
+    class Broken(Module):
+        def parameters(self):
+            raise RuntimeError("no parameters today")
+
+    m = trained(0, steps=0)
+    m.save(tmp_path / "ck")
+    before = (tmp_path / "ck").read_bytes()
+    with pytest.raises(RuntimeError, match="no parameters today"):
+        Broken().save(tmp_path / "ck")
+    assert (tmp_path / "ck").read_bytes() == before
+    m.load(tmp_path / "ck")
