@@ -236,15 +236,12 @@ static inline void pg__backward_into(pg_node *nodes, const pg_node *n, uint32_t 
     if (nb) nb->grad = (first & 2 ? 0.0 : nb->grad) + g.b;
 }
 
-/* The same for the node in slot index, its children read from the node. */
-static inline void pg__backward_node(pg_node *nodes, uint32_t index, int op, int first) {
-    const pg_node *n = &nodes[index];
-    if (op == PG_OP_leaf) return;
-    pg__backward_into(nodes, n, n->child[0], n->child[1], op, first);
-}
-
+/* The same for the node in slot index, its children read from the node,
+ * accumulating into both (backward() and _backward(): nothing comes first). */
 static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
-    pg__backward_node(nodes, index, nodes[index].op, 0);
+    const pg_node *n = &nodes[index];
+    if (n->op == PG_OP_leaf) return;
+    pg__backward_into(nodes, n, n->child[0], n->child[1], n->op, 0);
 }
 
 /* Recompute the data of node n (op op, not a leaf) from its children's, the

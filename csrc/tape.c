@@ -124,8 +124,8 @@ static inline uint32_t pg__pos(uint32_t s) { return pg__A.nodes[s].mark; }
 static uint8_t pg__first_bits(const pg__finder *f, uint32_t p) {
     const pg_node *n = &pg__A.nodes[f->order[p]];
     uint8_t bits = 0;
-    if (n->child[0] && f->next[2 * p] == PG__NONE) bits |= 1;
-    if (n->child[1] && n->child[1] != n->child[0] && f->next[2 * p + 1] == PG__NONE) bits |= 2;
+    if (n->child[0] && f->next[2 * (size_t)p] == PG__NONE) bits |= 1;
+    if (n->child[1] && n->child[1] != n->child[0] && f->next[2 * (size_t)p + 1] == PG__NONE) bits |= 2;
     return bits;
 }
 
@@ -162,7 +162,7 @@ static int pg__term_of(const pg__finder *f, uint32_t s, uint32_t *mul, uint32_t 
 /* Whether the next parent of the operand in slot c of the node at position p
  * comes at or after out (position top), or is in the same neuron. */
 static int pg__keeps_order(const pg__finder *f, uint32_t p, int c, uint32_t top) {
-    uint32_t q = f->next[2 * p + c];
+    uint32_t q = f->next[2 * (size_t)p + c];
     return q == PG__NONE || q >= top || f->owner[q] == top;
 }
 
@@ -235,7 +235,7 @@ static int pg__compile(pg_tape *t, int64_t n) {
     for (uint32_t i = (uint32_t)n; i-- > 0;) { /* each operand's next parent */
         const pg_node *node = &nodes[order[i]];
         for (int c = 0; c < 2; c++)
-            f.next[2 * i + c] = node->child[c] ? firstuse[nodes[node->child[c]].mark] : PG__NONE;
+            f.next[2 * (size_t)i + c] = node->child[c] ? firstuse[nodes[node->child[c]].mark] : PG__NONE;
         for (int c = 0; c < 2; c++) {
             if (!node->child[c]) continue;
             uint32_t p = nodes[node->child[c]].mark;

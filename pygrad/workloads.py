@@ -9,6 +9,7 @@ the lecture's worked numbers, is w4_numbers().
 """
 import math
 import random
+from typing import Any, Callable
 
 import numpy as np
 
@@ -182,6 +183,15 @@ def train_w2(engine, steps=100, seed=0, X=None, y=None):
     return w2_loop(engine, model, X, y, range(steps))
 
 
+W2_ALPHA = 1e-4  # the demo's L2 regularization strength
+
+
+def w2_learning_rate(k, lr=1.0, horizon=100):
+    """The demo's SGD schedule at step k: 1.0 - 0.9 * k / 100 (to the bit at
+    the defaults), scaled by lr and stretched over horizon steps."""
+    return lr * (1.0 - 0.9 * k / horizon)
+
+
 def w2_loop(engine, model, X, y, ks, lr=1.0, horizon=100):
     """micrograd's demo loop verbatim, over the step numbers ks: full batch,
     max-margin loss with L2 regularization, SGD at lr * (1.0 - 0.9 * k /
@@ -194,7 +204,7 @@ def w2_loop(engine, model, X, y, ks, lr=1.0, horizon=100):
         scores = list(map(model, inputs))
         losses = [(1 + -yi * scorei).relu() for yi, scorei in zip(y, scores)]
         data_loss = sum(losses) * (1.0 / len(losses))
-        alpha = 1e-4
+        alpha = W2_ALPHA
         reg_loss = alpha * sum((p * p for p in model.parameters()))
         total_loss = data_loss + reg_loss
         accuracy = [(yi > 0) == (scorei.data > 0) for yi, scorei in zip(y, scores)]
@@ -205,7 +215,7 @@ def w2_loop(engine, model, X, y, ks, lr=1.0, horizon=100):
         total_loss, acc = loss()
         model.zero_grad()
         total_loss.backward()
-        learning_rate = lr * (1.0 - 0.9 * k / horizon)
+        learning_rate = w2_learning_rate(k, lr, horizon)
         for p in model.parameters():
             p.data -= learning_rate * p.grad
         history.append(total_loss.data)
@@ -245,6 +255,8 @@ class Workload:
         self.lr = type(self).lr if lr is None else lr
         self.iters = type(self).iters if iters is None else iters
         self.engine = pygrad if engine is None else engine
+        if self.engine is not pygrad and "reference" not in self.engines:
+            raise ValueError(f"{self.name} runs on {' or '.join(self.engines)} only")
         self.build()
 
     def build(self):
@@ -262,7 +274,24 @@ def _predictions(model, xs, ys):
     return f"predictions [{', '.join(f'{p:.5f}' for p in preds)}] for targets {ys}"
 
 
-class W1(Workload):
+class _OnW1Data(Workload):
+    """A workload on W1's four samples: model_of(engine, seed) makes the
+    model, loop(model, n, lr) trains it n iterations and returns the losses."""
+
+    model_of: "Callable[[Any, int], Any]"
+    loop: "Callable[[Any, int, float], list[float]]"
+
+    def build(self):
+        self.model = self.model_of(self.engine, self.seed)
+
+    def train(self, n):
+        return self.loop(self.model, n, self.lr)
+
+    def summary(self):
+        return [_predictions(self.model, W1_XS, W1_YS)]
+
+
+class W1(_OnW1Data):
     name = "W1"
     title = ("the tutorial network (seed 000): MLP(3, [4, 4, 1]), tanh everywhere, "
              "loss sqrt(sum of squared errors), SGD")
@@ -275,53 +304,35 @@ class W1(Workload):
         super().__init__(seed, lr, iters, engine)
 
     def build(self):
-        self.mlp = w1_model(self.engine, "nn" if self.way == "tape" else self.way, self.seed)
+        self.model = w1_model(self.engine, "nn" if self.way == "tape" else self.way, self.seed)
         if self.way == "tape":  # W1 (c): the graph built once, the loop in one C call
             if self.engine is not pygrad:
-                raise ValueError("way 'tape' (pygrad.Tape) runs on pygrad only")
-            ypred = [self.mlp(x) for x in W1_XS]
+                raise ValueError("way tape (pygrad.Tape) runs on the pygrad engine "
+                                 "(pygrad only: the reference engine has no Tape)")
+            ypred = [self.model(x) for x in W1_XS]
             loss = sum((yi - ypi) ** 2 for yi, ypi in zip(W1_YS, ypred)) ** 0.5
             self.tape = pygrad.Tape(loss)
-            self.opt = SGD(self.mlp.parameters(), lr=self.lr)
+            self.opt = SGD(self.model.parameters(), lr=self.lr)
 
     def train(self, n):
         if self.way == "tape":
             return self.tape.train(n, self.opt).tolist()
-        return train_w1(self.mlp, n, self.lr)
-
-    def summary(self):
-        return [_predictions(self.mlp, W1_XS, W1_YS)]
+        return train_w1(self.model, n, self.lr)
 
 
-class W1Torch(Workload):
+class W1Torch(_OnW1Data):
     name = "W1-torch"
     title = ("seed 000's PyTorch twin: MLP(3, [4, 4, 1]), tanh hidden, linear output, "
              "MSE loss, SGD")
-
-    def build(self):
-        self.model = w1_torch_model(self.engine, self.seed)
-
-    def train(self, n):
-        return train_w1_torch(self.model, n, self.lr)
-
-    def summary(self):
-        return [_predictions(self.model, W1_XS, W1_YS)]
+    model_of, loop = staticmethod(w1_torch_model), staticmethod(train_w1_torch)
 
 
-class W1b(Workload):
+class W1b(_OnW1Data):
     name = "W1b"
     title = ("the micrograd-style notebook (seed 004): MLP(3, [4, 4, 1]), tanh, bias 0, "
              "sum of squared errors, SGD")
     iters = 500
-
-    def build(self):
-        self.model = w1b_model(self.engine, self.seed)
-
-    def train(self, n):
-        return train_w1b(self.model, n, self.lr)
-
-    def summary(self):
-        return [_predictions(self.model, W1_XS, W1_YS)]
+    model_of, loop = staticmethod(w1b_model), staticmethod(train_w1b)
 
 
 class W2(Workload):
@@ -372,12 +383,10 @@ class Digits(Workload):
     title = ("scikit-learn's 8x8 digits: MLP(64, [32, 10]), ReLU, softmax cross-entropy, "
              "SGD one sample at a time, replayed by pygrad.Tape")
     unit, iters, lr = "epoch", 20, 0.01
-    engines = ("pygrad",)
+    engines = ("pygrad",)  # it replays its graph with pygrad.Tape
     hidden = 32
 
     def build(self):
-        if self.engine is not pygrad:
-            raise ValueError("digits runs on pygrad only (it replays its graph with pygrad.Tape)")
         self.X, self.y = load_digits()
         self.train_idx, self.test_idx = digits_split(len(self.y))
         random.seed(self.seed)

@@ -427,9 +427,7 @@ def test_the_arena_gives_memory_back_and_stale_handles_stay_dead():
 FLAT_PROGRAM = r'''
 import json, resource, sys
 import pygrad
-from pygrad import Tape
-from pygrad.optim import SGD
-from pygrad.workloads import W1_XS, W1_YS, w1_model
+from pygrad.workloads import W1
 
 way, iters = sys.argv[1], int(sys.argv[2])
 
@@ -440,29 +438,14 @@ def memory():  # resident and peak resident set, in bytes
 
 marks = {}
 def mark(i):
-    if i % 1000 == 0:
-        marks.setdefault("live", []).append(pygrad.live_nodes())
+    marks.setdefault("live", []).append(pygrad.live_nodes())
     if i in (1000, iters):
         marks[i] = memory()
 
-mlp = w1_model(pygrad, "tutorial" if way == "tutorial" else "nn", seed=0)
-if way == "tape":  # W1 (c): 1,000 iterations per C call
-    tape, opt = Tape(sum((yi - ypi) ** 2 for yi, ypi in zip(W1_YS, [mlp(x) for x in W1_XS])) ** 0.5), \
-        SGD(mlp.parameters(), lr=0.01)
-    for i in range(1000, iters + 1, 1000):
-        loss = tape.train(1000, opt)[-1]
-        mark(i)
-else:  # W1 (a) and (b): seed 000's loop, verbatim
-    for i in range(1, iters + 1):
-        ypred = [mlp(x) for x in W1_XS]
-        for p in mlp.parameters():
-            p.grad = 0
-        loss = sum((yi - ypi) ** 2 for yi, ypi in zip(W1_YS, ypred)) ** 0.5
-        loss.backward()
-        for p in mlp.parameters():
-            p.data -= 0.01 * p.grad
-        mark(i)
-    loss = loss.data
+run = W1(seed=0, way=way)  # seed 000's loop verbatim, or (tape) one C call per chunk
+for i in range(1000, iters + 1, 1000):
+    loss = run.train(1000)[-1]
+    mark(i)
 print(json.dumps({"marks": marks, "loss": loss}))
 '''
 

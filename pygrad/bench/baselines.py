@@ -34,26 +34,17 @@ import subprocess
 import tempfile
 import time
 
+from ..workloads import W1_XS, W1_YS, W2_ALPHA, w2_learning_rate
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-# W1 (seed 000): four samples, three features, targets +-1; MLP(3, [4, 4, 1]).
-W1_XS = [[2.0, 3.0, -1.0], [3.0, -1.0, 0.5], [0.5, 1.0, 1.0], [1.0, 1.0, -1.0]]
-W1_YS = [1.0, -1.0, -1.0, 1.0]
+# The workloads' data, L2 strength and schedule: pygrad/workloads.py. Sizes:
+# W1 (seed 000) MLP(3, [4, 4, 1]); W2 (micrograd's demo) MLP(2, [16, 16, 1]).
 W1_SIZES = (3, [4, 4, 1])
-
-# W2 (micrograd's demo): MLP(2, [16, 16, 1]), L2 regularization strength.
 W2_SIZES = (2, [16, 16, 1])
-W2_ALPHA = 1e-4
 
 # W5 MNIST-shaped: MLP(784, [128, 10]).
 MNIST_SIZES = (784, [128, 10])
-
-
-def w2_learning_rate(k):
-    """micrograd's demo schedule, verbatim: 1.0 - 0.9*k/100 at step k (k = 0..99).
-    Runs of other lengths use the same formula, so a short run's losses are the
-    first steps of the full run."""
-    return 1.0 - 0.9 * k / 100
 
 
 # ---------------------------------------------------------------- parameters

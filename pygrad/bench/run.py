@@ -34,7 +34,8 @@ from pygrad import reference
 from pygrad.cli import Parser
 from pygrad.losses import hinge
 from pygrad.optim import SGD
-from pygrad.workloads import W1, rel_diff, train_w1, train_w2, w1_model
+from pygrad.workloads import (W1, W2_ALPHA, rel_diff, train_w1, train_w2, w1_model,
+                              w2_learning_rate)
 
 from . import baselines
 
@@ -92,11 +93,11 @@ def w2_replayed(steps, seed, X, y):
     random.seed(seed)
     model = pygrad.MLP(2, [16, 16, 1])
     scores = [model([pygrad.Value(v) for v in row]) for row in X]
-    tape = pygrad.Tape(hinge(scores, y, model.parameters(), alpha=1e-4))
+    tape = pygrad.Tape(hinge(scores, y, model.parameters(), alpha=W2_ALPHA))
     opt = SGD(model.parameters(), lr=1.0)
     losses = []
     for k in range(steps):
-        opt.lr = 1.0 - 0.9 * k / 100
+        opt.lr = w2_learning_rate(k)
         losses += tape.train(1, opt).tolist()
     return losses
 
