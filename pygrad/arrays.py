@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Iterable, Union
 
 import numpy
-from _pygrad import ffi, lib
 
+from . import _c
 from .engine import Value, _fail, _real_or_raise
 
 if TYPE_CHECKING:
@@ -28,24 +28,22 @@ if TYPE_CHECKING:
 Values = Union[Iterable[Value], "Module", "Handles"]
 
 
-class Handles:
+class Handles(_c.Handles):
     """Values as an array of C handles, kept alive with the Values."""
 
-    __slots__ = ("values", "array", "n")
+    __slots__ = ()
 
     def __init__(self, values):
         values = list(values)
         for v in values:
             if not isinstance(v, Value):
                 raise TypeError(f"expected pygrad Values, got {type(v).__name__!r}")
-        self.values = values  # keeps every node alive while the array is used
-        self.array = ffi.new("pg_id[]", [v._id for v in values])
-        self.n = len(values)
+        super().__init__(values)
 
 
 def handles(values):
     """Handles for values (a list of Values, a Module, or Handles)."""
-    if isinstance(values, Handles):
+    if isinstance(values, _c.Handles):
         return values
     if hasattr(values, "_handles"):  # a Module
         return values._handles()
@@ -55,7 +53,7 @@ def handles(values):
 def _get(values, field, what):
     h = handles(values)
     out = numpy.empty(h.n, dtype="float64")
-    status = lib.pg_gather(h.array, h.n, field, ffi.from_buffer("double[]", out))
+    status = _c.gather(h, field, out)
     if status:
         _fail(status, what, *h.values[:1])
     return out
@@ -77,30 +75,30 @@ def _set(values, field, src, what):
     h = handles(values)
     a = float_array(src, what)
     if a.ndim == 0:
-        status = lib.pg_scatter(h.array, h.n, field, ffi.NULL, float(a))
+        status = _c.scatter(h, field, None, float(a))
     elif a.shape != (h.n,):
         raise ValueError(f"{what}: expected {h.n} values, got an array of shape {a.shape}")
     else:
-        status = lib.pg_scatter(h.array, h.n, field, ffi.from_buffer("double[]", a), 0.0)
+        status = _c.scatter(h, field, a)
     if status:
         _fail(status, what, *h.values[:1])
 
 
 def get_data(values: Values) -> npt.NDArray[numpy.float64]:
     """The data of each Value, as a new float64 numpy array."""
-    return _get(values, lib.PG_DATA, "get_data")
+    return _get(values, _c.DATA, "get_data")
 
 
 def get_grad(values: Values) -> npt.NDArray[numpy.float64]:
     """The grad of each Value, as a new float64 numpy array."""
-    return _get(values, lib.PG_GRAD, "get_grad")
+    return _get(values, _c.GRAD, "get_grad")
 
 
 def set_data(values: Values, src: npt.ArrayLike) -> None:
     """Set each Value's data from src (one number per Value, or a scalar for all)."""
-    _set(values, lib.PG_DATA, src, "set_data")
+    _set(values, _c.DATA, src, "set_data")
 
 
 def set_grad(values: Values, src: npt.ArrayLike) -> None:
     """Set each Value's grad from src (one number per Value, or a scalar for all)."""
-    _set(values, lib.PG_GRAD, src, "set_grad")
+    _set(values, _c.GRAD, src, "set_grad")

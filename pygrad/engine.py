@@ -11,29 +11,15 @@ from __future__ import annotations
 import numbers
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
-from _pygrad import ffi, lib  # the compiled C library (csrc/), bound by cffi
+from . import _c  # the binding: the only module that calls the C library
 
 # ---- the op table, read from the C library (csrc/ops.h lists the ops once) --
 
-OPS = {ffi.string(lib.pg_op_name(i)).decode(): i for i in range(lib.pg_op_count())}
-_SYMBOLS = [ffi.string(lib.pg_op_symbol(i)).decode() for i in range(lib.pg_op_count())]
+OPS = {op.name: op.code for op in _c.OPS}
+_SYMBOLS = [op.symbol for op in _c.OPS]
 #: The ops that are methods of Value: v.relu(), v.tanh(), v.exp(), ...
-UNARY_OPS = tuple(name for name, op in OPS.items()
-                  if lib.pg_op_arity(op) == 1 and not lib.pg_op_takes_k(op))
+UNARY_OPS = tuple(op.name for op in _c.OPS if op.arity == 1 and not op.takes_k)
 _ADD, _MUL, _POW, _POWK = OPS["add"], OPS["mul"], OPS["pow"], OPS["powk"]
-
-# ---- errors: the one place a C status becomes a Python exception -----------
-
-_EXCEPTIONS = {
-    lib.PG_ENOMEM: MemoryError,
-    lib.PG_ELIMIT: MemoryError,
-    lib.PG_EBADID: ReferenceError,
-    lib.PG_EBADOP: ValueError,
-    lib.PG_EDOM: ValueError,
-    lib.PG_ERANGE: OverflowError,
-    lib.PG_EZERODIV: ZeroDivisionError,
-}
-
 
 def _show(x):
     return repr(x.data) if isinstance(x, Value) else repr(x)
@@ -41,14 +27,7 @@ def _show(x):
 
 def _fail(status, op, *operands, note=""):
     """Raise the exception for a C status; op and operands name the call."""
-    reason = ffi.string(lib.pg_strerror(status)).decode()
-    if len(operands) == 2:
-        where = f"{_show(operands[0])} {op} {_show(operands[1])}"
-    elif not operands:
-        where = op
-    else:
-        where = f"{op}({', '.join(_show(x) for x in operands)})"
-    raise _EXCEPTIONS.get(status, RuntimeError)(f"{where}: {reason}" + (f" ({note})" if note else ""))
+    raise _c.error(status, op, *operands, note=note)
 
 
 def _as_float(x):
@@ -92,13 +71,13 @@ class Value:
     def __init__(self, data: float, _children: Iterable[Value] = (), _op: str = "",
                  label: str = "") -> None:
         data = _real_or_raise(data, "Value data")
-        node = lib.pg_leaf(data)
+        node = _c.leaf(data)
         if node <= 0:
             _fail(node, "Value", data)
         old = getattr(self, "_id", 0)
         self._id, self._a, self._b = node, None, None
         if old:  # __init__ called again on a live Value: start afresh
-            lib.pg_release(old)
+            _c.release(old)
             for attr in ("_label", "_user"):
                 if hasattr(self, attr):
                     delattr(self, attr)
@@ -107,7 +86,7 @@ class Value:
         if _children or _op:  # kept for _prev and _op; the node is a leaf
             self._user = (tuple(_children), _op)
 
-    def __del__(self, _release=lib.pg_release):
+    def __del__(self, _release=_c.release):
         try:
             _release(self._id)
             self._id = 0  # an explicit second __del__() must not release again
@@ -140,13 +119,13 @@ class Value:
             return self._user[1]
         except AttributeError:
             pass
-        op = lib.pg_op(self._id)
+        op = _c.op_of(self._id)
         if op < 0:
             _fail(op, "_op", self._id)
         if op == _POWK:
             if self._b is not None:  # the exponent as the user wrote it: **2, **2.0
                 return f"**{self._b}"
-            k = lib.pg_k(self._id)  # a node made in C: show 2.0 as 2
+            k = _c.k_of(self._id)  # a node made in C: show 2.0 as 2
             return f"**{int(k) if k.is_integer() else k}"
         return _SYMBOLS[op]
 
@@ -159,7 +138,7 @@ class Value:
             pass
         children = set()
         for i in (0, 1):
-            child = lib.pg_child(self._id, i)
+            child = _c.child(self._id, i)
             if child < 0:
                 _fail(child, "_prev", self._id)
             if child == 0:
@@ -178,13 +157,13 @@ class Value:
 
     def backward(self) -> None:
         """Set self.grad = 1 and backpropagate through the whole graph."""
-        status = lib.pg_backward(self._id)
+        status = _c.backward(self._id)
         if status:
             _fail(status, "backward", self)
 
     def _backward(self) -> None:
         """Run this node's local backward once (into its operands' grads)."""
-        status = lib.pg_backward_node(self._id)
+        status = _c.backward_node(self._id)
         if status:
             _fail(status, "_backward", self)
 
@@ -225,7 +204,7 @@ class Value:
         def cos(self) -> Value: ...
 
     def __pow__(self, other: Operand, modulo: None = None,  # self ** other
-                _apply1k: Any = lib.pg_apply1k) -> Value:
+                _apply1k: Any = _c.apply1k) -> Value:
         if modulo is not None:
             return NotImplemented
         if type(other) is int or type(other) is float:
@@ -294,13 +273,13 @@ Operand = Union[Value, float]
 
 
 def _compose(op, first, inner, a, x, symbol, left, right, number=0.0,
-             _apply=lib.pg_apply_composed):
+             _apply=_c.apply_composed):
     """The node op(first, inner(a, x)), or op(inner(a, x), number) when first
     is None, as one new Value (one C call). inner is mul by the number x or
     powk with exponent x; left and right name the user's operands in errors."""
     node = _apply(op, 0 if first is None else first._id, inner, a, x, number)
     if node <= 0:
-        if node == lib.PG_EZERODIV:  # the ** -1 of a division: say what the user did
+        if node == _c.EZERODIV:  # the ** -1 of a division: say what the user did
             raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
         _fail(node, symbol, left, right)
     out = _new(Value)
@@ -315,21 +294,21 @@ def _node_field(name, get, put):
 
     def fget(self):
         x = get(self._id)
-        if x != x and not lib.pg_valid(self._id):  # NaN: a real NaN or a stale handle
-            _fail(lib.PG_EBADID, name, self._id)
+        if x != x and not _c.valid(self._id):  # NaN: a real NaN or a stale handle
+            _fail(_c.EBADID, name, self._id)
         return x
 
     def fset(self, value):
         if type(value) is not float and type(value) is not int:
             value = _real_or_raise(value, name)
         if put(self._id, value):
-            _fail(lib.PG_EBADID, name, self._id)
+            _fail(_c.EBADID, name, self._id)
 
     return property(fget, fset, doc=f"The node's {name} (a float; assignable).")
 
 
-Value.data = _node_field("data", lib.pg_data, lib.pg_set_data)
-Value.grad = _node_field("grad", lib.pg_grad, lib.pg_set_grad)
+Value.data = _node_field("data", _c.data, _c.set_data)
+Value.grad = _node_field("grad", _c.grad, _c.set_grad)
 
 
 def _leaf_copy(data, grad, label):
@@ -349,7 +328,7 @@ def _made(node, a, b):
 
 def _wrap(node):
     """A new Value for an existing node, holding a reference of its own."""
-    status = lib.pg_retain(node)
+    status = _c.retain(node)
     if status:
         _fail(status, "_prev", node)
     return _made(node, None, None)
@@ -359,7 +338,7 @@ def _binary_method(op, symbol):
     """self <op> other, where other is a Value or a real number. A number
     operand becomes a leaf node in C (micrograd's Value(other)); _prev wraps
     it on demand. (Written out, not through _made: this is the hot path.)"""
-    apply2, apply2n = lib.pg_apply2, lib.pg_apply2n
+    apply2, apply2n = _c.apply2, _c.apply2n
 
     def method(self, other):
         t = type(other)
@@ -386,7 +365,7 @@ def _binary_method(op, symbol):
 
 
 def _unary_method(name, op):
-    apply1 = lib.pg_apply1
+    apply1 = _c.apply1
 
     def method(self):
         node = apply1(op, self._id)
@@ -413,7 +392,7 @@ _pow_values = _binary_method(_POW, "**")  # self ** other, both Values
 
 def live_nodes() -> int:
     """The number of nodes alive in the C arena (for tests and leak checks)."""
-    return lib.pg_live_nodes()
+    return _c.live_nodes()
 
 
 def set_node_limit(n: int) -> None:
@@ -426,9 +405,9 @@ def set_node_limit(n: int) -> None:
     limit = int(n)
     if not 0 <= limit < 2**63:
         raise ValueError(f"node limit must be 0 (no limit) or a positive int, not {n!r}")
-    lib.pg_set_node_limit(limit)
+    _c.set_node_limit(limit)
 
 
 def node_limit() -> int:
     """The arena's cap on live nodes (0: none); see set_node_limit."""
-    return lib.pg_node_limit()
+    return _c.node_limit()

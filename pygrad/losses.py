@@ -11,20 +11,16 @@ from __future__ import annotations
 import numbers
 from typing import Any, Iterable, Sequence, Union
 
-from _pygrad import ffi, lib
+from . import _c
+from .engine import Value, _made, _real_or_raise
 
-from .engine import Value, _fail, _made, _real_or_raise
 
-
-def _build(kind, name, pred, target, nclass=1, params=(), alpha=0.0):
+def _build(name, pred, target, nclass=1, params=(), alpha=0.0):
     ids = [p._id for p in pred]
-    params = list(params)
     pids = [p._id for p in params]
     target = [_real_or_raise(t, f"{name} target") for t in target]
-    node = lib.pg_loss(kind, ids, target, len(ids), nclass,
-                       pids or ffi.NULL, len(pids), _real_or_raise(alpha, f"{name} alpha"))
-    if node < 0:
-        _fail(node, name)
+    node = _c.loss(name, ids, target, nclass, pids, _real_or_raise(alpha, f"{name} alpha"))
+    _c.check(node, name)
     return _made(node, None, None)
 
 
@@ -45,7 +41,7 @@ def sum_squares(pred: Iterable[Value], target: Iterable[float]) -> Value:
     """sum((y - p) ** 2 for y, p in zip(target, pred))"""
     pred, target = _check(pred, target, "sum_squares")
     if _on_pygrad(pred):
-        return _build(lib.PG_LOSS_SUM_SQUARES, "sum_squares", pred, target)
+        return _build("sum_squares", pred, target)
     # (sum's 0 is never returned: pred is not empty)
     return sum((y - p) ** 2 for y, p in zip(target, pred))  # type: ignore[return-value]
 
@@ -54,7 +50,7 @@ def mse(pred: Iterable[Value], target: Iterable[float]) -> Value:
     """sum_squares(pred, target) * (1.0 / len(pred)): mean squared error."""
     pred, target = _check(pred, target, "mse")
     if _on_pygrad(pred):
-        return _build(lib.PG_LOSS_MSE, "mse", pred, target)
+        return _build("mse", pred, target)
     return sum_squares(pred, target) * (1.0 / len(pred))
 
 
@@ -62,7 +58,7 @@ def root_sum_squares(pred: Iterable[Value], target: Iterable[float]) -> Value:
     """sum_squares(pred, target) ** 0.5: seed 000's (W1's) loss."""
     pred, target = _check(pred, target, "root_sum_squares")
     if _on_pygrad(pred):
-        return _build(lib.PG_LOSS_ROOT_SUM_SQUARES, "root_sum_squares", pred, target)
+        return _build("root_sum_squares", pred, target)
     return sum_squares(pred, target) ** 0.5
 
 
@@ -75,7 +71,7 @@ def hinge(scores: Iterable[Value], target: Iterable[float], params: Iterable[Val
     scores, target = _check(scores, target, "hinge")
     params = list(params)
     if _on_pygrad(scores, params):
-        return _build(lib.PG_LOSS_HINGE, "hinge", scores, target, params=params, alpha=alpha)
+        return _build("hinge", scores, target, params=params, alpha=alpha)
     losses = [(1 + -y * s).relu() for y, s in zip(target, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))  # (a Value: losses is not empty)
     if not params:
@@ -101,7 +97,7 @@ def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> V
     classes = [int(c) for c in classes]
     flat = [z for row in rows for z in row]
     if _on_pygrad(flat):
-        return _build(lib.PG_LOSS_CROSS_ENTROPY, "cross_entropy", flat, classes, nclass=nclass)
+        return _build("cross_entropy", flat, classes, nclass=nclass)
     losses = []
     for row, c in zip(rows, classes):
         m = max(z.data for z in row)

@@ -16,10 +16,8 @@ import random
 import numpy
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
-from _pygrad import ffi, lib
-
-from . import serialization
-from .arrays import Handles
+from . import _c, serialization
+from ._c import Handles
 from .engine import OPS, UNARY_OPS, Value, _as_float, _fail, _made, _new, _type_name
 
 if TYPE_CHECKING:
@@ -125,9 +123,7 @@ class Module:
             for p in self.parameters():
                 p.grad = 0
         else:  # one C call
-            status = lib.pg_scatter(h.array, h.n, lib.PG_GRAD, ffi.NULL, 0.0)
-            if status:
-                _fail(status, "zero_grad")
+            _c.check(_c.scatter(h, _c.GRAD), "zero_grad")
 
     def parameters(self) -> list[Value]:
         return []
@@ -228,12 +224,12 @@ class _CNet:
     def __init__(self, module, params, sizes, acts):
         self.name = f"{type(module).__name__}({sizes[0]}, {sizes[1:]})"
         self.params = Handles(params)
-        self.sizes = ffi.new("int32_t[]", sizes)
-        self.acts = ffi.new("int32_t[]", acts)
+        self.sizes = _c.int32s(sizes)
+        self.acts = _c.int32s(acts)
         self.nlayers, self.nin, self.nout = len(acts), sizes[0], sizes[-1]
-        self.zeros = ffi.new("pg_id[]", sizes[0])  # the input handles when every input is a number
+        self.zeros = _c.ids(sizes[0])  # the input handles when every input is a number
 
-    def forward(self, x, _mlp=lib.pg_mlp, _new=_new, Value=Value, NULL=ffi.NULL):
+    def forward(self, x, _mlp=_c.mlp, _new=_new, Value=Value, NULL=_c.NULL):
         """x: nin inputs, Values or numbers. Returns micrograd's output: a
         Value if the last layer has one neuron, else a list of Values."""
         ids, nums = self.zeros, x  # numbers only (the common case): nothing to convert
@@ -245,7 +241,7 @@ class _CNet:
                     ids, nums = self._inputs(x)
                     break
         one = self.nout == 1
-        out = NULL if one else ffi.new("pg_id[]", self.nout)
+        out = NULL if one else _c.ids(self.nout)
         node = _mlp(self.params.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
         if node < 0:
             _fail(node, f"{self.name} forward, an activation")
@@ -260,7 +256,7 @@ class _CNet:
         for a number), numbers."""
         if self.nin and type(x[0]) is Value:
             try:
-                return [v._id for v in x], ffi.NULL
+                return [v._id for v in x], _c.NULL
             except AttributeError:  # not all Values: the general case
                 pass
         ids, nums = [], []

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from _pygrad import ffi, lib
-
+from . import _c
 from .arrays import handles
-from .engine import _fail, _real_or_raise
+from .engine import _real_or_raise
 
 if TYPE_CHECKING:
     from .arrays import Values
@@ -38,23 +37,14 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__} needs pygrad Values as parameters")
         self._settings = dict(settings)
         cfg = self._config(self._settings)
-        status = ffi.new("int *")
-        ptr = lib.pg_optim_new(cfg, self._params.array, self._params.n, status)
-        if ptr == ffi.NULL:
-            _fail(status[0], type(self).__name__)
-        self._c = ffi.gc(ptr, lib.pg_optim_free)
+        self._c, status = _c.optim_new(cfg, self._params)
+        _c.check(status, type(self).__name__)
 
     def _config(self, s):
-        cfg = ffi.new("pg_optim_config *")
-        cfg.kind = self._KIND
-        for name, value in s.items():
-            if name == "nesterov":
-                cfg.nesterov = bool(value)
-            elif name == "betas":
-                cfg.beta1, cfg.beta2 = (_real_or_raise(b, "betas") for b in value)
-            else:
-                setattr(cfg, name, _real_or_raise(value, name))
-        return cfg
+        numbers = {name: (bool(value) if name == "nesterov" else
+                          tuple(_real_or_raise(b, "betas") for b in value) if name == "betas" else
+                          _real_or_raise(value, name)) for name, value in s.items()}
+        return _c.optim_config(self._KIND, numbers)
 
     def _check(self, s):
         """ValueError for settings torch.optim would refuse."""
@@ -68,18 +58,15 @@ class Optimizer:
     @property
     def steps(self) -> int:
         """Steps taken so far (by step() and by Tape.train)."""
-        return lib.pg_optim_steps(self._c)
+        return _c.optim_steps(self._c)
 
     def step(self) -> None:
         """One update of every parameter from its grad."""
-        lib.pg_optim_step(self._c)
+        _c.check(_c.optim_step(self._c), "step")
 
     def zero_grad(self) -> None:
         """Set every parameter's grad to 0."""
-        p = self._params
-        status = lib.pg_scatter(p.array, p.n, lib.PG_GRAD, ffi.NULL, 0.0)
-        if status:
-            _fail(status, "zero_grad")
+        _c.check(_c.scatter(self._params, _c.GRAD), "zero_grad")
 
     def __getattr__(self, name: str) -> Any:  # the settings: opt.lr
         settings = self.__dict__.get("_settings", {})
@@ -91,7 +78,7 @@ class Optimizer:
         if name in self._SETTINGS:  # a new learning rate, say: takes effect at the next step
             settings = dict(self._settings, **{name: value})
             self._check(settings)
-            if lib.pg_optim_configure(self._c, self._config(settings)) != lib.PG_OK:
+            if _c.optim_configure(self._c, self._config(settings)) != _c.OK:
                 raise ValueError(f"invalid {type(self).__name__} setting {name}={value!r}")
             self._settings = settings
         else:
@@ -113,7 +100,7 @@ class SGD(Optimizer):
     """torch.optim.SGD: p -= lr * g, with optional momentum, dampening,
     Nesterov momentum and weight decay (L2 added to the gradient)."""
 
-    _KIND = lib.PG_SGD
+    _KIND = _c.SGD
     _SETTINGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
 
     def __init__(self, params: Values, lr: float = 0.01, momentum: float = 0.0,
@@ -133,7 +120,7 @@ class Adam(Optimizer):
     """torch.optim.Adam (amsgrad off): bias-corrected first and second
     moments, with optional weight decay (L2 added to the gradient)."""
 
-    _KIND = lib.PG_ADAM
+    _KIND = _c.ADAM
     _SETTINGS = ("lr", "betas", "eps", "weight_decay")
 
     def __init__(self, params: Values, lr: float = 0.001, betas: tuple[float, float] = (0.9, 0.999),

@@ -30,10 +30,10 @@ import operator
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
-from _pygrad import ffi, lib
 
+from . import _c
 from .arrays import float_array, handles
-from .engine import _SYMBOLS, Value, _fail, _type_name
+from .engine import Value, _type_name
 from .optim import Optimizer
 
 if TYPE_CHECKING:
@@ -46,22 +46,19 @@ class Tape:
     def __init__(self, root: Value) -> None:
         if not isinstance(root, Value):
             raise TypeError(f"Tape needs a pygrad Value, not {type(root).__name__!r}")
-        status = ffi.new("int *")
-        ptr = lib.pg_tape_new(root._id, status)
-        if ptr == ffi.NULL:
-            _fail(status[0], "Tape", root)
-        self._c = ffi.gc(ptr, lib.pg_tape_free)  # the tape holds the graph alive
+        self._c, status = _c.tape_new(root._id)  # the tape holds the graph alive
+        _c.check(status, "Tape", root)
         self.root = root
 
     def __len__(self) -> int:
         """The number of nodes in the graph."""
-        return lib.pg_tape_size(self._c)
+        return _c.tape_size(self._c)
 
     def forward(self) -> float:
         """Recompute every node from its children; return the root's data.
         On a math error nothing changes and the error names the failing op."""
-        failed = ffi.new("pg_failure *")
-        status = lib.pg_tape_forward(self._c, failed)
+        failed = _c.failure()
+        status = _c.tape_forward(self._c, failed)
         if status:
             _replay_fail(status, failed)
         return self.root.data
@@ -69,7 +66,7 @@ class Tape:
     def backward(self) -> None:
         """Zero every grad in the graph (leaves' too), set the root's to 1,
         and backpropagate: micrograd's backward on a fresh graph."""
-        lib.pg_tape_backward(self._c)
+        _c.check(_c.tape_backward(self._c), "Tape.backward")
 
     def train(self, iters: int, optimizer: Optimizer | None = None,
               inputs: Iterable[Value] | None = None,
@@ -90,25 +87,22 @@ class Tape:
             raise ValueError(f"iters must be >= 0, not {iters}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pygrad.optim optimizer, not {_type_name(optimizer)!r}")
-        opt = ffi.NULL if optimizer is None else optimizer._c
+        opt = None if optimizer is None else optimizer._c
+        ins = table = None
         if inputs is None:
             if data is not None:
                 raise ValueError("data needs inputs: the leaf Values it is loaded into")
-            ins, nin, rows, buf = ffi.NULL, 0, 0, ffi.NULL
         else:
             ins = handles(inputs)
-            nin = ins.n
             table = float_array(data, "Tape.train data")
-            if table.ndim != 2 or table.shape[1] != nin or table.shape[0] < 1:
-                raise ValueError(f"data must have shape (rows, {nin}) for {nin} inputs, "
+            if table.ndim != 2 or table.shape[1] != ins.n or table.shape[0] < 1:
+                raise ValueError(f"data must have shape (rows, {ins.n}) for {ins.n} inputs, "
                                  f"not {table.shape}")
-            rows, buf, ins = table.shape[0], ffi.from_buffer("double[]", table), ins.array
         losses = np.empty(iters, dtype=np.float64)
-        done, failed = ffi.new("int64_t *"), ffi.new("pg_failure *")
-        status = lib.pg_tape_train(self._c, opt, iters, ins, nin, buf, rows,
-                                   ffi.from_buffer("double[]", losses), done, failed)
+        failed = _c.failure()
+        status, done = _c.tape_train(self._c, opt, iters, ins, table, losses, failed)
         if status:
-            _replay_fail(status, failed, losses[: done[0]])
+            _replay_fail(status, failed, losses[:done])
         return losses
 
     def __repr__(self) -> str:
@@ -118,15 +112,16 @@ class Tape:
 def _replay_fail(status, failed, losses=None):
     """Raise for a failed replay, naming the op and its operands' data; the
     exception carries the losses recorded before it (Tape.train)."""
-    try:
-        if status not in (lib.PG_EDOM, lib.PG_ERANGE, lib.PG_EZERODIV):
-            _fail(status, "Tape")
-        op = lib.pg_op(failed.node)
-        if lib.pg_op_arity(op) == 2:  # a * b, a ** b
-            _fail(status, _SYMBOLS[op], failed.a, failed.b, note="replaying a Tape")
-        if lib.pg_op_takes_k(op):  # a ** k
-            _fail(status, _SYMBOLS[op], failed.a, lib.pg_k(failed.node), note="replaying a Tape")
-        _fail(status, ffi.string(lib.pg_op_name(op)).decode(), failed.a, note="replaying a Tape")
-    except Exception as e:
-        e.losses = losses  # type: ignore[attr-defined]
-        raise
+    if status not in (_c.EDOM, _c.ERANGE, _c.EZERODIV):
+        e = _c.error(status, "Tape")
+    else:
+        op = _c.OPS[_c.op_of(failed.node)]
+        note = "replaying a Tape"
+        if op.arity == 2:  # a * b, a ** b
+            e = _c.error(status, op.symbol, failed.a, failed.b, note=note)
+        elif op.takes_k:  # a ** k
+            e = _c.error(status, op.symbol, failed.a, _c.k_of(failed.node), note=note)
+        else:
+            e = _c.error(status, op.name, failed.a, note=note)
+    e.losses = losses  # type: ignore[attr-defined]
+    raise e

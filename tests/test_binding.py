@@ -5,7 +5,7 @@ the one call behind -, / and their reflections."""
 import gc
 
 import pytest
-from _pygrad import lib
+from pygrad._c import lib
 
 import pygrad
 from pygrad import Value
@@ -69,3 +69,26 @@ def test_composed_ops_are_the_two_op_graph_and_build_nothing_on_error(arena_base
     assert lib.pg_apply_composed(OPS["add"], ghost, OPS["mul"], a._id, -1.0, 0.0) == lib.PG_EBADID
     assert lib.pg_apply_composed(OPS["add"], 0, OPS["mul"], ghost, -1.0, 0.0) == lib.PG_EBADID
     assert pygrad.live_nodes() == base
+
+
+def test_only_the_binding_module_calls_the_c_library():
+    """pygrad/_c.py is the one module that imports _pygrad (ffi, lib); every
+    other module calls the library through it, so statuses are checked and
+    reported in one place."""
+    import ast
+    import importlib.util
+    import pathlib
+
+    package = pathlib.Path(importlib.util.find_spec("pygrad").origin).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name in ("_c.py", "_ffi_build.py"):  # the binding, and its build script
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            imported = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            reaches_in = isinstance(node, ast.Attribute) and node.attr in ("lib", "ffi") and \
+                isinstance(node.value, ast.Name) and node.value.id == "_c"
+            if any(m.split(".")[0] == "_pygrad" for m in imported) or reaches_in:
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert not offenders, f"calls into the C library outside pygrad/_c.py: {offenders}"

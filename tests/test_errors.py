@@ -12,7 +12,7 @@ import pytest
 
 import pygrad
 from pygrad import Value, reference
-from pygrad.engine import lib
+from pygrad._c import lib
 
 # (what the program does, the exception, a piece of its message)
 MATH_ERRORS = [

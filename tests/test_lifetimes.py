@@ -370,7 +370,7 @@ def test_interpreter_exit_with_millions_of_live_values():
 TRIM_PROGRAM = r'''
 import gc, json
 import pygrad
-from _pygrad import lib
+from pygrad._c import lib
 from pygrad import Value
 
 def chain(n, y, step):

@@ -23,7 +23,7 @@ SCALE_PROGRAM = r'''
 import gc, json, math, random, sys, threading, time
 import pygrad
 from pygrad import Value
-from _pygrad import lib
+from pygrad._c import lib
 
 kind, n = sys.argv[1], int(sys.argv[2])
 

@@ -8,7 +8,7 @@ import random
 import struct
 
 import pytest
-from _pygrad import lib
+from pygrad._c import lib
 
 import pygrad
 from pygrad import MLP, Tape, Value
