@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Union
 import numpy
 
 from . import _c
-from .engine import Value, _fail, _real_or_raise
+from .engine import Value, real
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -55,7 +55,7 @@ def _get(values, field, what):
     out = numpy.empty(h.n, dtype="float64")
     status = _c.gather(h, field, out)
     if status:
-        _fail(status, what, *h.values[:1])
+        _c.check(status, what, *h.values[:1])
     return out
 
 
@@ -65,7 +65,7 @@ def float_array(src, what):
     string '1.5' as 1.5 and None as NaN)."""
     a = numpy.asarray(src)
     if a.dtype.kind == "O":  # Python objects: numbers as Value takes them, or TypeError
-        return numpy.array([_real_or_raise(x, what) for x in a.ravel()]).reshape(a.shape)
+        return numpy.array([real(x, what) for x in a.ravel()]).reshape(a.shape)
     if a.dtype.kind not in "biuf":  # bool, int, unsigned, float
         raise TypeError(f"{what} must be real numbers, not an array of {a.dtype}")
     return numpy.asarray(a, dtype="float64", order="C")
@@ -81,7 +81,7 @@ def _set(values, field, src, what):
     else:
         status = _c.scatter(h, field, a)
     if status:
-        _fail(status, what, *h.values[:1])
+        _c.check(status, what, *h.values[:1])
 
 
 def get_data(values: Values) -> npt.NDArray[numpy.float64]:

@@ -1,182 +1,313 @@
 """pygrad.engine: micrograd's Value, with the graph and its kernels in C.
 
-A Value is a handle to a node of the C arena (csrc/). Making a Value, or
-combining Values with an operator, makes a node; backward() sorts the graph
-and runs every node's backward kernel in C. The Python object keeps its
-operands alive (so `_prev` gives back the very objects that built it) and
-releases its node when it dies.
+A Value is a handle to a node of the C arena (csrc/arena.h). Each op makes
+its node with one C call (csrc/ops.c; the forward and backward kernels are
+csrc/kernels.h's), and backward() sorts the graph and runs every node's
+backward kernel in C. The op list is C's (csrc/ops.h): the unary methods
+below are made from it.
+
+The graph as Python sees it is micrograd's, object for object: a Value keeps
+the Values it was made from (`_prev` gives them back), and a node that C made
+without a Python object (the leaf of a number operand, the inner node of
+`a - b`, every node of a one-call network forward or loss) gets one when a
+walk over `_prev` first reaches it, the same one on every walk. That node's
+operands are found through its Region: the Values the C call was given.
 """
 from __future__ import annotations
 
 import numbers
+import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
-from . import _c  # the binding: the only module that calls the C library
+from . import _c
 
-# ---- the op table, read from the C library (csrc/ops.h lists the ops once) --
-
-OPS = {op.name: op.code for op in _c.OPS}
-_SYMBOLS = [op.symbol for op in _c.OPS]
-#: The ops that are methods of Value: v.relu(), v.tanh(), v.exp(), ...
+ADD, MUL, POW, POWK = (_c.OP[name].code for name in ("add", "mul", "pow", "powk"))
+#: The unary ops, each a method of Value: v.relu(), v.tanh(), v.exp(), ...
 UNARY_OPS = tuple(op.name for op in _c.OPS if op.arity == 1 and not op.takes_k)
-_ADD, _MUL, _POW, _POWK = OPS["add"], OPS["mul"], OPS["pow"], OPS["powk"]
-
-def _show(x):
-    return repr(x.data) if isinstance(x, Value) else repr(x)
-
-
-def _fail(status, op, *operands, note=""):
-    """Raise the exception for a C status; op and operands name the call."""
-    raise _c.error(status, op, *operands, note=note)
-
-
-def _as_float(x):
-    """x as a float if it is a real number (not a Value), else None."""
-    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
-        return float(x)
-    return None
-
-
-def _operand(x):
-    """x itself if it is a Value, x as a float if it is a real number, else None."""
-    return x if isinstance(x, Value) else _as_float(x)
-
-
-def _type_name(x):
-    """The name of x's type for a message: 'str', but 'numpy.bool' (not
-    Python's bool) and 'decimal.Decimal'."""
-    t = type(x)
-    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
-
-
-def _real_or_raise(x, what):
-    try:
-        f = _as_float(x)
-    except TypeError:  # a numbers.Real that float() refuses (numpy's timedelta64)
-        f = None
-    if f is None:
-        raise TypeError(f"{what} must be a real number, not {_type_name(x)!r}")
-    return f
-
 
 _new = object.__new__
 
 
-class Value:
-    """A scalar and its gradient: micrograd's Value, computed in C."""
+# ---- making nodes --------------------------------------------------------------
+# Each op makes `out` before the C call that makes its node, so that no
+# failure in Python (a MemoryError) can come between a node and its owner.
 
-    __slots__ = ("_id", "_a", "_b", "_label", "_user", "__weakref__")
+def _binary(op, symbol):
+    """The method self <op> other, other a Value or a real number: a new
+    Value. A number becomes a leaf node in C (micrograd's Value(other)),
+    which gets a Value of its own when _prev first reaches it."""
+    apply2, apply2n = _c.apply2, _c.apply2n
+
+    def method(self, other):
+        out = _new(Value)
+        t = type(other)
+        if t is Value:
+            out._id = node = apply2(op, self._id, other._id)
+            operand = other
+        elif t is float or t is int:
+            out._id = node = apply2n(op, self._id, other)
+            operand = None
+        elif isinstance(other, Value):
+            out._id = node = apply2(op, self._id, other._id)
+            operand = other
+        else:
+            number = _number(other)
+            if number is None:
+                return NotImplemented
+            out._id = node = apply2n(op, self._id, number)
+            operand = None
+        if node < 0:
+            raise _c.error(node, symbol, self, other)
+        out._a = self
+        out._b = operand
+        out._r = None
+        return out
+
+    return method
+
+
+class Watched(type):
+    """The type of Value (and of pygrad.nn's modules): it counts assignments
+    to a class's attributes (Value.tanh = my_tanh), so that the one-call
+    forwards (pygrad/_fastpath.py) notice a replaced method and run it."""
+
+    edits = 0
+
+    def __setattr__(cls, name, value):
+        super().__setattr__(name, value)
+        Watched.edits += 1
+
+    def __delattr__(cls, name):
+        super().__delattr__(name)
+        Watched.edits += 1
+
+
+class Value(metaclass=Watched):
+    """stores a single scalar value and its gradient (micrograd's Value; the
+    numbers live in a node of the C arena).
+
+    Its slots: `_id` the node's handle, owned by this object (released when
+    it dies); `_a`, `_b` the Values it was made from, in operand order (kept
+    alive, for `_prev`), or `_b` the exponent of `a ** k` as written, or, for a
+    Value built by hand (`Value(data, children, op)`), the children (a tuple)
+    and the op; `_r` the Region of a node that C made along with others.
+    Any other attribute goes to its `__dict__`, as on micrograd's Values.
+    """
+
+    __slots__ = ("_id", "_a", "_b", "_r", "__dict__", "__weakref__")
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
+    label = ""
 
     def __init__(self, data: float, _children: Iterable[Value] = (), _op: str = "",
                  label: str = "") -> None:
-        data = _real_or_raise(data, "Value data")
-        node = _c.leaf(data)
-        if node <= 0:
-            _fail(node, "Value", data)
-        old = getattr(self, "_id", 0)
-        self._id, self._a, self._b = node, None, None
-        if old:  # __init__ called again on a live Value: start afresh
-            _c.release(old)
-            for attr in ("_label", "_user"):
-                if hasattr(self, attr):
-                    delattr(self, attr)
+        data = real(data, "Value data")
+        old = self._id
+        if old > 0 and _c.op_of(old) == 0:  # __init__ again on a live leaf: the same node
+            _c.check(_c.set_data(old, data), "Value", data)
+            _c.set_grad(old, 0.0)
+        else:
+            node = _c.leaf(data)
+            _c.check(node, "Value", data)
+            self._id = node
+            if old > 0:
+                _c.release(old)
+        self._a = self._b = self._r = None
+        if _children or _op:  # kept for _prev and _op; the node is a leaf to backward()
+            self._a, self._b = tuple(_children), _op
         if label:
-            self._label = label
-        if _children or _op:  # kept for _prev and _op; the node is a leaf
-            self._user = (tuple(_children), _op)
+            self.label = label
 
-    def __del__(self, _release=_c.release):
+    def __new__(cls, *args: Any, **kwargs: Any) -> Value:
+        self = _new(cls)
+        self._id = 0  # no node yet (__init__ makes it)
+        return self
+
+    def __del__(self, _release: Any = _c.release) -> None:
         try:
             _release(self._id)
-            self._id = 0  # an explicit second __del__() must not release again
-        except AttributeError:  # __init__ raised before the node existed
-            pass
+        except AttributeError:  # made without __init__ (Value.__new__)
+            return
+        self._id = -1  # an explicit v.__del__(): v is dead (never read as a number)
 
-    def __reduce__(self):
+    def __reduce__(self) -> Any:
         """copy.copy, copy.deepcopy and pickle give a new leaf Value with the
-        same data, grad and label (the graph under a result is not copied)."""
-        return _leaf_copy, (self.data, self.grad, self.label)
+        same data, grad, label and other attributes (not the graph under it)."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_backward"}
+        return _leaf_copy, (self.data, self.grad), state or None
 
-    # ---- data, grad and the graph ------------------------------------------
+    def __setstate__(self, state: Any) -> None:
+        """Attributes of a copied Value: a dict of names, never its slots."""
+        if not isinstance(state, dict) or not all(isinstance(k, str) for k in state) \
+                or any(k in Value.__slots__ for k in state):
+            raise TypeError(f"bad state for a pygrad Value: {type(state).__name__}")
+        self.__dict__.update(state)
 
-    # .data and .grad: see _node_field below the class.
-
-    @property
-    def label(self) -> str:
-        try:
-            return self._label
-        except AttributeError:
-            return ""
-
-    @label.setter
-    def label(self, value: str) -> None:
-        self._label = value
+    # ---- the graph, as micrograd's ------------------------------------------
 
     @property
     def _op(self) -> str:
-        try:
-            return self._user[1]
-        except AttributeError:
-            pass
+        """micrograd's op string: '+', '*', '**2', 'ReLU', ... ('' for a leaf)."""
+        if type(self._a) is tuple:  # a Value built by hand
+            return self._b
         op = _c.op_of(self._id)
-        if op < 0:
-            _fail(op, "_op", self._id)
-        if op == _POWK:
-            if self._b is not None:  # the exponent as the user wrote it: **2, **2.0
-                return f"**{self._b}"
-            k = _c.k_of(self._id)  # a node made in C: show 2.0 as 2
-            return f"**{int(k) if k.is_integer() else k}"
-        return _SYMBOLS[op]
+        _c.check(op, "_op", self)
+        if op == POWK:  # the exponent as written (**2, **2.0), or as C keeps it
+            k = self._b if self._b is not None else _c.k_of(self._id)
+            return f"**{int(k) if type(k) is float and k.is_integer() and self._b is None else k}"
+        return _c.OPS[op].symbol
 
     @property
     def _prev(self) -> set[Value]:
-        """The operands: the same Value objects that built this one."""
-        try:
-            return set(self._user[0])
-        except AttributeError:
-            pass
-        children = set()
+        """The operands: the Value objects this one was made from."""
+        if type(self._a) is tuple:
+            return _Children(self._a)
+        children = []
         for i in (0, 1):
-            child = _c.child(self._id, i)
-            if child < 0:
-                _fail(child, "_prev", self._id)
-            if child == 0:
+            node = _c.child(self._id, i)
+            _c.check(node, "_prev", self)
+            if node == 0:
                 break
-            known = self._a if i == 0 else self._b
-            if not (isinstance(known, Value) and known._id == child):
-                # A node with no Python object yet (the leaf micrograd makes
-                # for a number operand): wrap it once and keep the wrapper.
-                known = _wrap(child)
-                if i == 0:
-                    self._a = known
-                else:
-                    self._b = known
-            children.add(known)
-        return children
+            children.append(self._operand(i, node))
+        return _Children(children)
+
+    def _operand(self, i: int, node: int) -> Value:
+        """The Value of operand i, whose node is `node`: the one this Value
+        was made from, or else the one that stands for that node below this
+        one's region (made now if it has none yet, and kept)."""
+        known = self._a if i == 0 else self._b
+        if not (isinstance(known, Value) and known._id == node):
+            region = self._r
+            if region is None:  # the operands' nodes are found among the operands
+                region = self._r = Region((self._a, self._b))
+            known = region.find(node)
+            if i == 0:
+                self._a = known
+            else:
+                self._b = known
+        return known
 
     def backward(self) -> None:
-        """Set self.grad = 1 and backpropagate through the whole graph."""
-        status = _c.backward(self._id)
-        if status:
-            _fail(status, "backward", self)
+        """Set self.grad = 1 and backpropagate through the whole graph (in C,
+        in micrograd's topological order; no recursion limit)."""
+        _c.check(_c.backward(self._id), "backward", self)
 
     def _backward(self) -> None:
-        """Run this node's local backward once (into its operands' grads)."""
-        status = _c.backward_node(self._id)
-        if status:
-            _fail(status, "_backward", self)
+        """Run this node's local backward once, into its operands' grads."""
+        _c.check(_c.backward_node(self._id), "_backward", self)
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
-    # ---- operators (+, * and the unary methods are made from the C op table
-    # at the end of this file) ------------------------------------------------
+    # ---- ops: each makes `out`, one node, with one C call ----------------------
+    # (the unary methods, v.relu() ... v.cos(), are made from the C op table
+    # below the class)
 
-    if TYPE_CHECKING:  # what the end of this file attaches, for type checkers
-        _id: int  # the node's handle (see __slots__)
-        _a: Value | None  # the operands it was made from, kept alive
-        _b: Value | float | None  # (or the exponent of a ** k, as written)
+    if not TYPE_CHECKING:  # (declared for type checkers at the end of the class)
+        __add__ = __radd__ = _binary(ADD, "+")  # self + other, other + self
+        __mul__ = __rmul__ = _binary(MUL, "*")  # self * other, other * self
+
+    def __pow__(self, other: Operand, modulo: None = None) -> Value:  # self ** other
+        if modulo is not None:
+            return NotImplemented
+        if type(other) is int or type(other) is float:
+            k = other
+        elif isinstance(other, Value):
+            return _pow_values(self, other)
+        else:
+            k = _number(other)
+            if k is None:
+                return NotImplemented
+        out = _new(Value)
+        out._id = node = _c.apply1k(POWK, self._id, k)
+        if node < 0:
+            raise _c.error(node, "**", self, other)
+        out._a, out._b, out._r = self, other, None  # the exponent as written, for _op
+        return out
+
+    def __rpow__(self, other: float) -> Value:  # other ** self
+        k = _number(other)
+        return NotImplemented if k is None else Value(k) ** self
+
+    def __neg__(self) -> Value:  # -self: self * -1
+        return self * -1
+
+    def __abs__(self) -> Value:  # abs(self)
+        return self.abs()
+
+    # -, / and their reflections are micrograd's compositions of +, * and **:
+    # two nodes each, made by one C call.
+
+    def __sub__(self, other: Operand) -> Value:  # self - other: self + (-other)
+        if isinstance(other, Value):
+            return _composed(ADD, self, MUL, other, -1.0, "-", self, other)
+        number = _number(other)
+        return NotImplemented if number is None else self + (-number)
+
+    def __rsub__(self, other: float) -> Value:  # other - self: (-self) + other
+        number = other if type(other) is float else _number(other)
+        if number is None:
+            return NotImplemented
+        return _composed(ADD, None, MUL, self, -1.0, "-", other, self, number)
+
+    def __truediv__(self, other: Operand) -> Value:  # self / other: self * other**-1
+        if isinstance(other, Value):
+            return _composed(MUL, self, POWK, other, -1.0, "/", self, other)
+        number = _number(other)
+        if number is None:
+            return NotImplemented
+        if number == 0.0:
+            raise ZeroDivisionError(f"division by zero: {_c._show(self)} / {other!r}")
+        return self * number**-1
+
+    def __rtruediv__(self, other: float) -> Value:  # other / self: self**-1 * other
+        number = _number(other)
+        if number is None:
+            return NotImplemented
+        return _composed(MUL, None, POWK, self, -1.0, "/", other, self, number)
+
+    # ---- numbers where Python expects numbers (as PyTorch's tensors): each
+    # reads .data and leaves the graph ------------------------------------------
+
+    def __float__(self) -> float:  # float(v)
+        return self.data
+
+    def item(self) -> float:
+        """The data, as a Python float (PyTorch's Tensor.item)."""
+        return self.data
+
+    def __int__(self) -> int:  # int(v): the data truncated, as int(float)
+        return int(self.data)
+
+    def __round__(self, ndigits: int | None = None) -> Any:  # round(v), round(v, n)
+        return round(self.data, ndigits)
+
+    def __format__(self, spec: str) -> str:  # f"{v:.4f}": the data; f"{v}": the repr
+        return format(self.data, spec) if spec else str(self)
+
+    # Ordering compares data with data (a Value's or a number's), so that max,
+    # min, sorted and numpy's object-array reductions work; == and hash stay
+    # identity, as in micrograd, so Values still go in sets and dicts.
+    def __lt__(self, other: Operand) -> bool:  # self < other
+        x = _compared(other)
+        return NotImplemented if x is None else self.data < x
+
+    def __le__(self, other: Operand) -> bool:  # self <= other
+        x = _compared(other)
+        return NotImplemented if x is None else self.data <= x
+
+    def __gt__(self, other: Operand) -> bool:  # self > other
+        x = _compared(other)
+        return NotImplemented if x is None else self.data > x
+
+    def __ge__(self, other: Operand) -> bool:  # self >= other
+        x = _compared(other)
+        return NotImplemented if x is None else self.data >= x
+
+    if TYPE_CHECKING:  # what is attached below the class, for type checkers
+        _id: int
+        _a: Any
+        _b: Any
+        _r: Region | None
 
         @property  # data and grad: see _node_field
         def data(self) -> float: ...
@@ -191,7 +322,7 @@ class Value:
         def __radd__(self, other: float) -> Value: ...  # other + self
         def __mul__(self, other: Operand) -> Value: ...  # self * other
         def __rmul__(self, other: float) -> Value: ...  # other * self
-        def __abs__(self) -> Value: ...  # abs(self)
+
         # one method per unary op of the C library (UNARY_OPS; a test checks the list)
         def relu(self) -> Value: ...
         def tanh(self) -> Value: ...
@@ -203,90 +334,96 @@ class Value:
         def sin(self) -> Value: ...
         def cos(self) -> Value: ...
 
-    def __pow__(self, other: Operand, modulo: None = None,  # self ** other
-                _apply1k: Any = _c.apply1k) -> Value:
-        if modulo is not None:
-            return NotImplemented
-        if type(other) is int or type(other) is float:
-            k = other
-        elif isinstance(other, Value):
-            return _pow_values(self, other)
-        else:
-            k = _as_float(other)
-            if k is None:
-                return NotImplemented
-        node = _apply1k(_POWK, self._id, k)
-        if node <= 0:
-            _fail(node, "**", self, other)
-        out = _new(Value)  # (_made, written out: a hot path)
-        out._id = node
-        out._a = self
-        out._b = other  # the exponent as written, for _op
-        return out
-
-    def __rpow__(self, other: float) -> Value:  # other ** self
-        base = _as_float(other)
-        return NotImplemented if base is None else Value(base) ** self
-
-    # -, / and their reflections are micrograd's compositions of *, + and
-    # **, made here without a Python object for the intermediate node (which
-    # no user could hold): the graph is the same node for node.
-
-    def __neg__(self) -> Value:  # -self: self * -1
-        return self * -1
-
-    def __sub__(self, other: Operand) -> Value:  # self - other: self + (-other)
-        if type(other) is float or type(other) is int:
-            return self + (-other)
-        if isinstance(other, Value):
-            return _compose(_ADD, self, _MUL, other._id, -1.0, "-", self, other)
-        other = _as_float(other)
-        return NotImplemented if other is None else self + (-other)
-
-    def __rsub__(self, other: float) -> Value:  # other - self: (-self) + other
-        # float() first: an int too big for a float (10**400) raises here,
-        # before _compose has made a node it could not release.
-        number = other if type(other) is float else _as_float(other)
-        if number is None:
-            return NotImplemented
-        return _compose(_ADD, None, _MUL, self._id, -1.0, "-", other, self, number)
-
-    def __truediv__(self, other: Operand) -> Value:  # self / other: self * other**-1
-        if isinstance(other, Value):
-            return _compose(_MUL, self, _POWK, other._id, -1.0, "/", self, other)
-        number = _as_float(other)
-        if number is None:
-            return NotImplemented
-        if number == 0.0:
-            raise ZeroDivisionError(f"division by zero: {_show(self)} / {_show(other)}")
-        return self * number**-1
-
-    def __rtruediv__(self, other: float) -> Value:  # other / self: self**-1 * other
-        number = _as_float(other)
-        if number is None:
-            return NotImplemented
-        return _compose(_MUL, None, _POWK, self._id, -1.0, "/", other, self, number)
-
 
 #: What an arithmetic operator takes besides a Value: a Value or a real number.
 Operand = Union[Value, float]
 
 
-def _compose(op, first, inner, a, x, symbol, left, right, number=0.0,
-             _apply=_c.apply_composed):
-    """The node op(first, inner(a, x)), or op(inner(a, x), number) when first
-    is None, as one new Value (one C call). inner is mul by the number x or
-    powk with exponent x; left and right name the user's operands in errors."""
-    node = _apply(op, 0 if first is None else first._id, inner, a, x, number)
-    if node <= 0:
-        if node == _c.EZERODIV:  # the ** -1 of a division: say what the user did
-            raise ZeroDivisionError(f"division by zero: {_show(left)} / {_show(right)}")
-        _fail(node, symbol, left, right)
+def _unary(op, name):
+    """The method v.name(): op of v, as a new Value."""
+    apply1 = _c.apply1
+
+    def method(self):
+        out = _new(Value)
+        out._id = node = apply1(op, self._id)
+        if node < 0:
+            raise _c.error(node, name, self)
+        out._a = self
+        out._b = out._r = None
+        return out
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = f"{name}(self) as a new Value (its kernels: csrc/kernels.h, {name}_forward/_backward)."
+    return method
+
+
+def _composed(op, first, inner, a, x, symbol, left, right, number=0.0):
+    """op(first, inner(a, x)), or op(inner(a, x), number) if first is None, as
+    one new Value made by one C call; inner is mul by the number x or powk with
+    exponent x. left and right are the user's operands, for errors."""
     out = _new(Value)
-    out._id = node
-    out._a = first
-    out._b = None
+    out._id = node = _c.apply_composed(op, 0 if first is None else first._id, inner, a._id, x,
+                                       number)
+    if node < 0:
+        if node == _c.EZERODIV:  # the ** -1 of a division: say what the user did
+            raise ZeroDivisionError(f"division by zero: {_c._show(left)} / {_c._show(right)}")
+        raise _c.error(node, symbol, left, right)
+    out._a, out._b, out._r = first, a, None  # a: the inner node's operand, for _prev
     return out
+
+
+def made(node: int, region: Region | None) -> Value:
+    """The Value owning `node`, a handle a C call just returned (checked by
+    the caller), which made it along with others (region: their operands)."""
+    out = _new(Value)
+    out._id, out._a, out._b, out._r = node, None, None, region
+    return out
+
+
+_pow_values = _binary(POW, "**")  # self ** other, both Values
+for _op in _c.OPS:  # v.relu(), v.tanh(), ...: one method per unary op in C
+    if _op.name in UNARY_OPS:
+        setattr(Value, _op.name, _unary(_op.code, _op.name))
+
+
+class _Children(set):
+    """A node's `_prev`: a set of its operand Values (micrograd's), iterated
+    in operand order, so that every walk over the graph is the same walk."""
+
+    __slots__ = ("_order",)
+
+    def __init__(self, values):
+        super().__init__(values)
+        self._order = tuple(dict.fromkeys(values))
+
+    def __iter__(self):
+        return iter(self._order)
+
+
+class Region:
+    """The operand Values of one C call that made several nodes (an MLP
+    forward, a loss, a - b), and the Values made since for its other nodes:
+    for any node below its nodes, the one Value that stands for it."""
+
+    __slots__ = ("operands", "values")
+
+    def __init__(self, operands: tuple) -> None:
+        self.operands = operands  # Values, or sequences of them (numbers skipped)
+        self.values: Any = None   # node -> Value, made at the first walk
+
+    def find(self, node: int) -> Value:
+        values = self.values
+        if values is None:
+            values = self.values = weakref.WeakValueDictionary()
+            for group in self.operands:
+                for v in group if isinstance(group, (list, tuple)) else (group,):
+                    if isinstance(v, Value):
+                        values[v._id] = v
+        v = values.get(node)
+        if v is None:  # a node with no Python object yet: wrap it, with a reference of its own
+            _c.check(_c.retain(node), "_prev", node)
+            v = values[node] = made(node, self)
+        return v
 
 
 def _node_field(name, get, put):
@@ -294,15 +431,15 @@ def _node_field(name, get, put):
 
     def fget(self):
         x = get(self._id)
-        if x != x and not _c.valid(self._id):  # NaN: a real NaN or a stale handle
-            _fail(_c.EBADID, name, self._id)
+        if x != x and not _c.valid(self._id):  # NaN: a real NaN, or a dead handle
+            raise _c.error(_c.EBADID, name, self._id)
         return x
 
     def fset(self, value):
         if type(value) is not float and type(value) is not int:
-            value = _real_or_raise(value, name)
+            value = real(value, name)
         if put(self._id, value):
-            _fail(_c.EBADID, name, self._id)
+            raise _c.error(_c.EBADID, name, self._id)
 
     return property(fget, fset, doc=f"The node's {name} (a float; assignable).")
 
@@ -311,84 +448,45 @@ Value.data = _node_field("data", _c.data, _c.set_data)
 Value.grad = _node_field("grad", _c.grad, _c.set_grad)
 
 
-def _leaf_copy(data, grad, label):
-    v = Value(data, label=label)
+def _leaf_copy(data, grad):
+    v = Value(data)
     v.grad = grad
     return v
 
 
-def _made(node, a, b):
-    """A new Value for a node just built from operands a and b."""
-    out = _new(Value)
-    out._id = node
-    out._a = a
-    out._b = b
-    return out
+# ---- numbers -----------------------------------------------------------------------
+
+def _number(x):
+    """x as a float if it is a real number (not a Value), else None."""
+    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
+        try:
+            return float(x)
+        except TypeError:  # a numbers.Real that float() refuses (numpy's timedelta64)
+            return None
+    return None
 
 
-def _wrap(node):
-    """A new Value for an existing node, holding a reference of its own."""
-    status = _c.retain(node)
-    if status:
-        _fail(status, "_prev", node)
-    return _made(node, None, None)
+def _compared(x):
+    """What an ordering compares a Value with: a Value's data, a number, or None."""
+    return x.data if isinstance(x, Value) else _number(x)
 
 
-def _binary_method(op, symbol):
-    """self <op> other, where other is a Value or a real number. A number
-    operand becomes a leaf node in C (micrograd's Value(other)); _prev wraps
-    it on demand. (Written out, not through _made: this is the hot path.)"""
-    apply2, apply2n = _c.apply2, _c.apply2n
-
-    def method(self, other):
-        t = type(other)
-        if t is Value:
-            node, operand = apply2(op, self._id, other._id), other
-        elif t is float or t is int:  # the number's leaf has no Python object yet
-            node, operand = apply2n(op, self._id, other), None
-        elif isinstance(other, Value):
-            node, operand = apply2(op, self._id, other._id), other
-        else:
-            number = _as_float(other)
-            if number is None:
-                return NotImplemented
-            node, operand = apply2n(op, self._id, number), None
-        if node <= 0:
-            _fail(node, symbol, self, other)
-        out = _new(Value)
-        out._id = node
-        out._a = self
-        out._b = operand
-        return out
-
-    return method
+def type_name(x: Any) -> str:
+    """The name of x's type for a message: 'str', but 'numpy.bool' (not
+    Python's bool) and 'decimal.Decimal'."""
+    t = type(x)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
 
 
-def _unary_method(name, op):
-    apply1 = _c.apply1
-
-    def method(self):
-        node = apply1(op, self._id)
-        if node <= 0:
-            _fail(node, name, self)
-        out = _new(Value)
-        out._id = node
-        out._a = self
-        out._b = None
-        return out
-
-    method.__name__ = method.__qualname__ = name
-    method.__doc__ = f"{name}(self), computed in C (csrc/ops.c)."
-    return method
+def real(x: Any, what: str) -> float:
+    """x as a float, or TypeError naming what it was meant to be."""
+    f = _number(x)
+    if f is None:
+        raise TypeError(f"{what} must be a real number, not {type_name(x)!r}")
+    return f
 
 
-Value.__add__ = Value.__radd__ = _binary_method(_ADD, "+")  # self + other, other + self
-Value.__mul__ = Value.__rmul__ = _binary_method(_MUL, "*")  # self * other, other * self
-for _name in UNARY_OPS:  # v.relu(), v.tanh(), ...: one method per unary op in C
-    setattr(Value, _name, _unary_method(_name, OPS[_name]))
-Value.__abs__ = Value.abs  # abs(v)
-_pow_values = _binary_method(_POW, "**")  # self ** other, both Values
-
+# ---- the arena ------------------------------------------------------------------
 
 def live_nodes() -> int:
     """The number of nodes alive in the C arena (for tests and leak checks)."""
@@ -401,7 +499,7 @@ def set_node_limit(n: int) -> None:
     stops with an exception instead of taking all the memory. A cap below
     the nodes already alive only stops new ones."""
     if not isinstance(n, numbers.Integral) or isinstance(n, bool):
-        raise TypeError(f"node limit must be an int, not {_type_name(n)!r}")
+        raise TypeError(f"node limit must be an int, not {type_name(n)!r}")
     limit = int(n)
     if not 0 <= limit < 2**63:
         raise ValueError(f"node limit must be 0 (no limit) or a positive int, not {n!r}")

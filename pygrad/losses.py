@@ -12,16 +12,16 @@ import numbers
 from typing import Any, Iterable, Sequence, Union
 
 from . import _c
-from .engine import Value, _made, _real_or_raise
+from .engine import Region, Value, made, real
 
 
 def _build(name, pred, target, nclass=1, params=(), alpha=0.0):
     ids = [p._id for p in pred]
     pids = [p._id for p in params]
-    target = [_real_or_raise(t, f"{name} target") for t in target]
-    node = _c.loss(name, ids, target, nclass, pids, _real_or_raise(alpha, f"{name} alpha"))
+    target = [real(t, f"{name} target") for t in target]
+    node = _c.loss(name, ids, target, nclass, pids, real(alpha, f"{name} alpha"))
     _c.check(node, name)
-    return _made(node, None, None)
+    return made(node, Region((pred, params)))
 
 
 def _on_pygrad(*groups):

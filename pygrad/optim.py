@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _c
 from .arrays import handles
-from .engine import _real_or_raise
+from .engine import real
 
 if TYPE_CHECKING:
     from .arrays import Values
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 class Optimizer:
     """What SGD and Adam share: the parameters, the C optimizer, settings."""
 
-    _KIND = None
+    _KIND: int
     _SETTINGS: tuple[str, ...] = ()
 
     def __init__(self, params: Values, **settings: Any) -> None:
@@ -42,8 +42,8 @@ class Optimizer:
 
     def _config(self, s):
         numbers = {name: (bool(value) if name == "nesterov" else
-                          tuple(_real_or_raise(b, "betas") for b in value) if name == "betas" else
-                          _real_or_raise(value, name)) for name, value in s.items()}
+                          tuple(real(b, "betas") for b in value) if name == "betas" else
+                          real(value, name)) for name, value in s.items()}
         return _c.optim_config(self._KIND, numbers)
 
     def _check(self, s):
@@ -92,7 +92,7 @@ class Optimizer:
 def _non_negative(settings, *names):
     for name in names:
         value = settings[name]
-        if not (_real_or_raise(value, name) >= 0.0) or value == float("inf"):
+        if not (real(value, name) >= 0.0) or value == float("inf"):
             raise ValueError(f"invalid {name}: {value!r} (must be a finite number >= 0)")
 
 
@@ -131,5 +131,5 @@ class Adam(Optimizer):
 
     def _check(self, s):
         _non_negative(s, "lr", "eps", "weight_decay")
-        if len(s["betas"]) != 2 or not all(0.0 <= _real_or_raise(b, "betas") < 1.0 for b in s["betas"]):
+        if len(s["betas"]) != 2 or not all(0.0 <= real(b, "betas") < 1.0 for b in s["betas"]):
             raise ValueError(f"invalid betas: {s['betas']!r} (each must be in [0, 1))")

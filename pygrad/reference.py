@@ -1,7 +1,9 @@
 """pygrad.reference: the pure-Python engine, micrograd's engine.py with pygrad's ops.
 
 It is the oracle of the tests and the baseline of the benchmarks, with the
-same API as pygrad.engine and pygrad.nn. Each op does the same float
+same API as pygrad.engine and pygrad.nn (whose Module, Neuron, Layer and MLP
+are written out again below, in micrograd's code, so that each checks the
+other). Each op does the same float
 operations, in the same order, as its kernel in csrc/ops.c, so both engines
 give the same bits on the same program. Where it departs from micrograd:
 - children are kept in operand order (`_children`) and the topological sort
@@ -13,8 +15,7 @@ Like micrograd, it recurses: graphs deeper than ~1,000 nodes need pygrad.
 """
 import math
 import numbers
-
-from . import nn as _nn
+import random
 
 
 def _real(x):
@@ -219,17 +220,78 @@ class Value:
         return f"Value(data={self.data}, grad={self.grad})"
 
 
-# The same modules as pygrad.nn, built on this engine.
-Module = _nn.Module
+# ---- micrograd's nn.py, on this engine, with pygrad.nn's keywords ------------
+# (its own code, so that it checks pygrad.nn rather than sharing it)
+
+class Module:
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = 0
+
+    def parameters(self):
+        return []
+
+    def save(self, file):
+        from . import serialization
+        serialization.save(self, file)
+
+    def load(self, file):
+        from . import serialization
+        serialization.load(self, file)
 
 
-class Neuron(_nn.Neuron):
-    Value = Value
+class Neuron(Module):
+
+    def __init__(self, nin, nonlin=True, act="relu", bias="zero"):
+        self.w = [Value(random.uniform(-1, 1)) for _ in range(nin)]
+        self.b = Value(random.uniform(-1, 1) if bias == "uniform" else 0)
+        self.act = act if nonlin else "linear"
+        self.nonlin = self.act != "linear"
+
+    def __call__(self, x):
+        act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
+        return getattr(act, self.act)() if self.nonlin else act
+
+    def parameters(self):
+        return self.w + [self.b]
+
+    def __repr__(self):
+        name = "ReLU" if self.act == "relu" else self.act.capitalize()
+        return f"{name}Neuron({len(self.w)})"
 
 
-class Layer(_nn.Layer):
-    Neuron = Neuron
+class Layer(Module):
+
+    def __init__(self, nin, nout, **kwargs):
+        self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
+
+    def __call__(self, x):
+        out = [n(x) for n in self.neurons]
+        return out[0] if len(out) == 1 else out
+
+    def parameters(self):
+        return [p for n in self.neurons for p in n.parameters()]
+
+    def __repr__(self):
+        return f"Layer of [{', '.join(str(n) for n in self.neurons)}]"
 
 
-class MLP(_nn.MLP):
-    Layer = Layer
+class MLP(Module):
+
+    def __init__(self, nin, nouts, act="relu", out_act="linear", bias="zero"):
+        sz = [nin] + list(nouts)
+        last = len(nouts) - 1
+        self.layers = [Layer(sz[i], sz[i + 1], act=out_act if i == last else act, bias=bias)
+                       for i in range(len(nouts))]
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def parameters(self):
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def __repr__(self):
+        return f"MLP of [{', '.join(str(layer) for layer in self.layers)}]"

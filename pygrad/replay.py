@@ -33,7 +33,7 @@ import numpy as np
 
 from . import _c
 from .arrays import float_array, handles
-from .engine import Value, _type_name
+from .engine import Value, type_name
 from .optim import Optimizer
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ class Tape:
         if iters < 0:
             raise ValueError(f"iters must be >= 0, not {iters}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a pygrad.optim optimizer, not {_type_name(optimizer)!r}")
+            raise TypeError(f"optimizer must be a pygrad.optim optimizer, not {type_name(optimizer)!r}")
         opt = None if optimizer is None else optimizer._c
         ins = table = None
         if inputs is None:

@@ -57,7 +57,7 @@ def describe(module: Module) -> str:
 
 def _values(module: Module) -> numpy.ndarray:
     """The module's parameters' data, as a float64 array (one C call on pygrad)."""
-    h = module._handles()
+    h = getattr(module, "_handles", lambda: None)()  # (C handles on pygrad; None elsewhere)
     if h is not None:
         return get_data(h)
     return numpy.array([p.data for p in module.parameters()], dtype="float64")
@@ -112,7 +112,7 @@ def load(module: Module, file: File) -> None:
     if saved != describe(module) or len(data) != len(params):
         raise ValueError(f"{file!r} holds {len(data)} parameters of {saved}; "
                          f"this model has {len(params)}: {describe(module)}")
-    h = module._handles()
+    h = getattr(module, "_handles", lambda: None)()
     if h is not None:
         set_data(h, data)
     else:

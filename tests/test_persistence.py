@@ -101,10 +101,9 @@ def test_a_copy_builds_its_own_cache_and_follows_its_own_changes():
     clone = pickle.loads(pickle.dumps(m))
     assert "_cache" not in clone.__dict__  # pickling leaves the caches behind
     clone.layers[0].neurons[0].w[0].data = 10.0
-    h = x
-    for layer in clone.layers:  # the Python path, neuron by neuron
-        h = [n._forward(h) for n in layer.neurons]
-    assert clone(x).data == h[0].data != want
+    with pygrad._fastpath.off():  # the Python path, neuron by neuron
+        h = clone(x)
+    assert clone(x).data == h.data != want
     assert m(x).data == want
 
 
