@@ -11,12 +11,13 @@ the C arena, which moves when it grows, so no view of it could stay valid.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable as _Iterable
 from typing import TYPE_CHECKING, Iterable, Union
 
 import numpy
 from _pygrad import ffi, lib
 
-from .engine import Value, _fail, _real_or_raise
+from .engine import Value, _fail, _real_or_raise, _type_name
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -34,21 +35,30 @@ class Handles:
     __slots__ = ("values", "array", "n")
 
     def __init__(self, values):
-        values = list(values)
+        if not isinstance(values, _Iterable) or isinstance(values, (str, bytes, Value)):
+            raise TypeError(f"expected pygrad Values (a list of them) or a Module, "
+                            f"not {_type_name(values)!r}")
+        values = list(values)  # one snapshot: C sees this list and nothing else
         for v in values:
             if not isinstance(v, Value):
-                raise TypeError(f"expected pygrad Values, got {type(v).__name__!r}")
+                raise TypeError(f"expected pygrad Values, got {_type_name(v)!r}")
         self.values = values  # keeps every node alive while the array is used
         self.array = ffi.new("pg_id[]", [v._id for v in values])
         self.n = len(values)
 
 
 def handles(values):
-    """Handles for values (a list of Values, a Module, or Handles)."""
+    """Handles for values (a list of Values, a Module, or Handles); TypeError
+    for anything else, a Module of another engine's Values included."""
     if isinstance(values, Handles):
         return values
     if hasattr(values, "_handles"):  # a Module
-        return values._handles()
+        h = values._handles()
+        if h is None:
+            raise TypeError(f"expected pygrad Values or a Module of them, not a "
+                            f"{_type_name(values)} whose parameters are not all pygrad Values "
+                            "(a pygrad.reference model?)")
+        return h
     return Handles(values)
 
 
