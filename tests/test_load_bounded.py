@@ -457,11 +457,7 @@ def run_mutants(count, seed, tally):
     return outcomes
 
 
-def test_mutants_of_a_good_file_raise_value_error_or_load_it_exactly(request, tally):
-    outcomes = run_mutants(fuzzing.length(request, 3000, 300_000), fuzzing.seed(), tally)
+@fuzzing.runs
+def test_mutants_of_a_good_file_raise_value_error_or_load_it_exactly(request, tally, run):
+    outcomes = run_mutants(fuzzing.length(request, 3000), fuzzing.seed(), tally)
     assert outcomes["ValueError"] > 0 and outcomes["loaded"] > 0  # both outcomes are reached
-
-
-@fuzzing.soak
-def test_mutants_of_a_good_file_soak(request, tally):
-    test_mutants_of_a_good_file_raise_value_error_or_load_it_exactly(request, tally)
