@@ -107,7 +107,7 @@ def hinge(scores: Iterable[Value], target: Iterable[float], params: Iterable[Val
     data_loss = sum(losses) * (1.0 / len(losses))  # (a Value: losses is not empty)
     if not params:
         return data_loss  # type: ignore[return-value]
-    return data_loss + alpha * sum(p * p for p in params)  # type: ignore[return-value]
+    return data_loss + alpha * sum(p * p for p in params)
 
 
 def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> Value:

@@ -50,6 +50,19 @@ def bits(x):
     return float(x).hex()
 
 
+def nodes_under(root, children, key=id):
+    """Every node under root, each once (as key tells them apart), through
+    children(node): _prev (what a walk by hand meets) or the reference
+    engine's _children. A loop: graphs deeper than the recursion limit too."""
+    met, stack = {}, [root]
+    while stack:
+        v = stack.pop()
+        if key(v) not in met:
+            met[key(v)] = v
+            stack.extend(children(v))
+    return list(met.values())
+
+
 # ---- the reference engine's optimizers: csrc/optim.c, in Python ----------------
 
 class ReferenceSGD:

@@ -34,7 +34,7 @@ from pygrad.engine import UNARY_OPS, lib
 
 import fuzzing  # tests/fuzzing.py
 from forms import FORMS, MATH_ERRORS  # tests/forms.py
-from fuzzing import ReferenceAdam, ReferenceSGD, bits, optimizer_settings
+from fuzzing import ReferenceAdam, ReferenceSGD, bits, nodes_under, optimizer_settings
 
 ACTS = ("linear",) + UNARY_OPS
 SPECIAL = [0.0, -0.0, -1.0, 1e-300, 1e300, -1e300, math.inf, -math.inf, math.nan, 800.0, -800.0]
@@ -241,13 +241,7 @@ class Program:
 def graph(root):
     """Every node under a reference-engine root (the same graph a tape of
     pygrad's twin records: ops, constants and modules' inner nodes too)."""
-    seen, stack = {}, [root]
-    while stack:
-        v = stack.pop()
-        if id(v) not in seen:
-            seen[id(v)] = v
-            stack.extend(v._children)
-    return list(seen.values())
+    return nodes_under(root, lambda v: v._children)
 
 
 def new_program(rng):
@@ -409,12 +403,24 @@ class Session:
         opt, ref_opt = self.optimizer if self.optimizer and rng.random() < 0.8 else (None, None)
         self.log.append(f"train {iters} iterations, inputs {with_inputs}, rows {rows}, "
                         f"optimizer {type(opt).__name__}")
+        fail = rng.random() < 0.1  # its allocation fails: MemoryError, and nothing changes
+        self.log[-1] += " (its allocation fails)" * fail
         raised = None
+        lib.pg_debug_fail_alloc(1 if fail else 0)
         try:
             got = self.tape.train(iters, opt, inputs=[self.ours[i] for i in self.inputs] if with_inputs
                                   else None, data=numpy.array(rows) if with_inputs else None)
+        except MemoryError:
+            if not fail:
+                raise
+            self.check()
+            return
         except MATH_ERRORS as e:
             raised, got = type(e), e.losses
+        finally:
+            lib.pg_debug_fail_alloc(0)
+        if fail:
+            raise AssertionError(self.fail("Tape.train's allocation failed, and no MemoryError"))
         want, types = [], []
         for k in range(iters):
             saved = [self.ref_leaves[i].data for i in self.inputs]

@@ -11,6 +11,7 @@ short run here, a long one under `-m soak`), each of which must raise
 ValueError or load exactly the good file's numbers.
 """
 import io
+import os
 import random
 import struct
 import subprocess
@@ -310,6 +311,8 @@ def test_a_zip_bomb_is_inflated_no_further_than_the_model_needs(monkeypatch, dec
 
 
 @pytest.mark.big
+@pytest.mark.skipif(os.environ.get("PYGRAD_SANITIZED") == "1",
+                    reason="ASan's allocator holds freed memory back: resident memory says nothing")
 def test_a_1_mb_file_inflating_to_1_gb_takes_no_memory(tmp_path):
     """Issue 11's file: a 1 MB archive whose data member inflates to 1 GB
     (it took 21 s and 1 GB resident). Loading it now must stay within a few
