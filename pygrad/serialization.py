@@ -179,6 +179,7 @@ def _parse(raw: bytes, ours: str, n: int, limit: int) -> numpy.ndarray:
     except _DAMAGED as e:
         raise _Damaged(f"is not a pygrad parameter file ({e})") from None
     with archive:
+        _check_layout(archive)
         members = {info.filename[:-4]: info for info in archive.infolist()
                    if info.filename.endswith(".npy")}
         have = sorted(name for name in members if name in ("format", "version", "model", "data"))
@@ -203,6 +204,18 @@ def _parse(raw: bytes, ours: str, n: int, limit: int) -> numpy.ndarray:
                 raise _Damaged(f"holds {data.shape[0]} parameters of {saved}; "
                                f"this model has {n}: {ours}")
             return numpy.frombuffer(data.payload(8 * n), dtype=data.descr).astype("float64")
+
+
+def _check_layout(archive: zipfile.ZipFile) -> None:
+    """_Damaged if two members overlap (each takes at least a 30-byte header
+    and its compressed size): a zip bomb's trick, which zipfile refuses only
+    in part, and from Python 3.12 (two entries sharing one header it only
+    warns about)."""
+    infos = sorted(archive.infolist(), key=lambda info: info.header_offset)
+    for a, b in zip(infos, infos[1:]):
+        if a.header_offset + 30 + a.compress_size > b.header_offset:
+            raise _Damaged(f"is not a pygrad parameter file (its {a.filename} and "
+                           f"{b.filename} overlap)")
 
 
 class _Shown:

@@ -125,20 +125,20 @@ def test_the_data_is_synced_before_the_rename_and_the_directory_after(tmp_path, 
 def test_a_process_killed_while_writing_leaves_the_old_file_whole(tmp_path):
     path = tmp_path / "ck"
     path.write_bytes(b"old" * 1000)
-    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import sys, time
-        from pygrad._files import atomic_write
-        with atomic_write({str(path)!r}) as f:
-            f.write(b"new" * 500)
-            f.flush()
-            print("half", flush=True)
-            time.sleep(60)
-        """)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert child.stdout.readline().strip() == "half"
-    finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait()
+    with subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time
+            from pygrad._files import atomic_write
+            with atomic_write({str(path)!r}) as f:
+                f.write(b"new" * 500)
+                f.flush()
+                print("half", flush=True)
+                time.sleep(60)
+            """)], stdout=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout.readline().strip() == "half"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
     assert path.read_bytes() == b"old" * 1000
 
 

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+import warnings
 import zipfile
 import zlib
 
@@ -180,10 +181,29 @@ def damaged_files():
         # archives cut or grown
         "the data member's size said to be larger": both(good, "data.npy", "usize", 10**9),
         "the central directory said to be larger": patch(good, "eocd", None, "cd_size", 10**9),
+        "two entries sharing one member": _shared_entry(m),
         "trailing bytes in the data member": archive(members_of(
             m, data=npy(pygrad.get_data(m)) + b"\0" * 8)),
         "the payload cut short": archive(members_of(m, data=npy(pygrad.get_data(m))[:-8])),
     }
+
+
+def _shared_entry(m):
+    """m's file with a second data.npy entry in the central directory that
+    points at the first one's header (Python 3.14's zipfile only warns)."""
+    members = members_of(m)
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile's "Duplicate name"
+        with zipfile.ZipFile(buf, "w") as z:
+            for name, data in list(members.items()) + [("data.npy", members["data.npy"])]:
+                z.writestr(name, data)
+    raw = buf.getvalue()
+    first = next(o for k, o, n in records(raw) if k == "local" and n == "data.npy")
+    last_cd = [o for k, o, n in records(raw) if k == "cd" and n == "data.npy"][-1]
+    out = bytearray(raw)
+    struct.pack_into("<I", out, last_cd + CD_FIELDS["local"][0], first)
+    return bytes(out)
 
 
 DAMAGED = damaged_files()
