@@ -197,11 +197,11 @@ def _parse(raw: bytes, ours: str, n: int, limit: int) -> numpy.ndarray:
                 raise _Damaged(f"is not a pygrad parameter file: parameters must be a 1-D "
                                f"float64 array, not {data.descr} of shape {data.shape}")
             saved = _scalar(archive, members["model"], _model_limit(ours))
-            if not isinstance(saved, str):
+            if not isinstance(saved, str) and not (isinstance(saved, _Shown) and saved.text_too_long):
                 raise _Damaged(f"is not a pygrad parameter file: its model is {_show(saved)}, "
                                "not a description")
             if saved != ours or data.shape[0] != n:
-                raise _Damaged(f"holds {data.shape[0]} parameters of {saved}; "
+                raise _Damaged(f"holds {data.shape[0]} parameters of {_show(saved, plain=True)}; "
                                f"this model has {n}: {ours}")
             return numpy.frombuffer(data.payload(8 * n), dtype=data.descr).astype("float64")
 
@@ -219,15 +219,20 @@ def _check_layout(archive: zipfile.ZipFile) -> None:
 
 
 class _Shown:
-    """A member's value that is not a scalar of a kind read (for a message)."""
+    """What a member holds that was not read as a value (for a message):
+    not a scalar of a kind read, or text too long to read."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, text_too_long: bool = False) -> None:
         self.text = text
+        self.text_too_long = text_too_long
 
 
-def _show(value: Any) -> str:
+def _show(value: Any, plain: bool = False) -> str:
+    """A member's value for a message: 'the text 1', or (plain) a string as it is."""
     if isinstance(value, _Shown):
         return value.text
+    if plain and isinstance(value, str):
+        return value
     kind = {str: "the text", float: "the float", bool: "the bool", int: "the integer"}
     return f"{kind[type(value)]} {value!r}"
 
@@ -242,7 +247,9 @@ def _scalar(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> Any:
         if m.shape != () or kind is None:
             return _Shown(f"an array of dtype {what}")
         if size > limit:
-            return _Shown(f"{size:,} bytes of {'text' if kind == 'U' else what}")
+            if kind == "U":
+                return _Shown(f"another model (a description of {size // 4:,} characters)", True)
+            return _Shown(f"{size:,} bytes of {what}")
         raw = m.payload(size)
     if kind == "U":  # UTF-32, padded with NULs (numpy's own decoding of a bad code point crashes)
         try:

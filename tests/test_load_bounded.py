@@ -231,6 +231,9 @@ def test_a_file_of_a_bigger_model_names_both_models():
     message = _expect_value_error(small, saved(big))
     assert "holds 1841 parameters of MLP of [Layer of [ReLUNeuron(3)" in message
     assert f"this model has 21: {small!r}" in message
+    wide = pygrad.Layer(1, 400)  # a description of 6,009 characters: not read, but counted
+    message = _expect_value_error(small, saved(wide))
+    assert "holds 800 parameters of another model (a description of 6,009 characters)" in message
     huge = MLP(3, [300, 300, 1])  # 91,501 parameters: more than a file of `small` can hold
     message = _expect_value_error(small, saved(huge))
     assert "larger than a parameter file of this model can be" in message and repr(small) in message
