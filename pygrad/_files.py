@@ -46,7 +46,10 @@ def atomic_write(path: Path) -> Iterator[IO[bytes]]:
             yield f
         return
     directory, name = os.path.split(target)
-    fd, temp = _create_beside(directory, name)
+    try:
+        fd, temp = _create_beside(directory, name)
+    except OSError as e:  # named as the file the caller asked for, not the temporary
+        raise type(e)(e.errno, e.strerror, os.fspath(path)) from None
     done = False
     try:
         with os.fdopen(fd, "wb") as f:

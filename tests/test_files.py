@@ -85,6 +85,13 @@ def test_the_old_file_s_permissions_and_a_symbolic_link_are_kept(tmp_path):
     assert listing(tmp_path) == ["link", "real"]
 
 
+def test_a_missing_directory_is_named_as_the_file_asked_for(tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        with atomic_write(tmp_path / "absent" / "f") as f:
+            f.write(b"x")
+    assert info.value.filename == str(tmp_path / "absent" / "f")
+
+
 def test_a_directory_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(IsADirectoryError):
         with atomic_write(tmp_path) as f:

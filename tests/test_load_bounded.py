@@ -265,6 +265,11 @@ class Endless(io.RawIOBase):
         return len(b)
 
 
+def test_a_file_opened_as_text_is_a_type_error():
+    with pytest.raises(TypeError, match="binary file"):
+        model().load(io.StringIO("not bytes"))
+
+
 def test_a_huge_file_is_read_only_as_far_as_the_model_needs():
     m = model()
     f = Endless()
