@@ -50,6 +50,14 @@ def _changed(cell):
     changes += 1
 
 
+def _class_changed():  # a class attribute of Value or of a module assigned
+    global changes
+    changes += 1
+
+
+Watched.on_edit.append(_class_changed)
+
+
 class TrackedList(list):
     """A list of a module's parts (weights, neurons, layers) that counts its
     changes in the module's edits cell."""

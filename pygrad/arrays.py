@@ -11,12 +11,13 @@ the C arena, which moves when it grows, so no view of it could stay valid.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable as _Iterable
 from typing import TYPE_CHECKING, Iterable, Union
 
 import numpy
 
 from . import _c
-from .engine import Value, real
+from .engine import Value, real, type_name
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -34,28 +35,35 @@ class Handles(_c.Handles):
     __slots__ = ()
 
     def __init__(self, values):
-        values = list(values)
+        if not isinstance(values, _Iterable) or isinstance(values, (str, bytes, Value)):
+            raise TypeError(f"expected pygrad Values (a list of them) or a Module, "
+                            f"not {type_name(values)!r}")
+        values = list(values)  # one snapshot: C sees this list and nothing else
         for v in values:
             if not isinstance(v, Value):
-                raise TypeError(f"expected pygrad Values, got {type(v).__name__!r}")
+                raise TypeError(f"expected pygrad Values, got {type_name(v)!r}")
         super().__init__(values)
 
 
 def handles(values):
-    """Handles for values (a list of Values, a Module, or Handles)."""
+    """Handles for values (a list of Values, a Module, or Handles); TypeError
+    for anything else, a Module of another engine's Values included."""
     if isinstance(values, _c.Handles):
         return values
-    if hasattr(values, "_handles"):  # a Module
-        return values._handles()
+    if hasattr(values, "parameters") and not isinstance(values, _Iterable):  # a Module
+        h = values._handles() if hasattr(values, "_handles") else None
+        if h is None:
+            raise TypeError(f"expected pygrad Values or a Module of them, not a "
+                            f"{type_name(values)} whose parameters are not all pygrad Values "
+                            "(a pygrad.reference model?)")
+        return h
     return Handles(values)
 
 
 def _get(values, field, what):
     h = handles(values)
     out = numpy.empty(h.n, dtype="float64")
-    status = _c.gather(h, field, out)
-    if status:
-        _c.check(status, what, *h.values[:1])
+    _c.check(_c.gather(h, field, out), what, *h.values[:1])
     return out
 
 

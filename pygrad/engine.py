@@ -15,11 +15,13 @@ operands are found through its Region: the Values the C call was given.
 """
 from __future__ import annotations
 
+import gc
+import math
 import numbers
 import weakref
 from typing import TYPE_CHECKING, Any, Iterable, Union
 
-from . import _c
+from . import _c, _signals
 
 ADD, MUL, POW, POWK = (_c.OP[name].code for name in ("add", "mul", "pow", "powk"))
 #: The unary ops, each a method of Value: v.relu(), v.tanh(), v.exp(), ...
@@ -72,14 +74,21 @@ class Watched(type):
     forwards (pygrad/_fastpath.py) notice a replaced method and run it."""
 
     edits = 0
+    on_edit: list[Any] = []  # functions called after each (pygrad/_fastpath.py's)
 
     def __setattr__(cls, name, value):
         super().__setattr__(name, value)
-        Watched.edits += 1
+        Watched._edited()
 
     def __delattr__(cls, name):
         super().__delattr__(name)
+        Watched._edited()
+
+    @staticmethod
+    def _edited():
         Watched.edits += 1
+        for f in Watched.on_edit:
+            f()
 
 
 class Value(metaclass=Watched):
@@ -124,10 +133,14 @@ class Value(metaclass=Watched):
 
     def __del__(self, _release: Any = _c.release) -> None:
         try:
-            _release(self._id)
-        except AttributeError:  # made without __init__ (Value.__new__)
+            node = self._id
+        except AttributeError:  # its node was never made
             return
-        self._id = -1  # an explicit v.__del__(): v is dead (never read as a number)
+        if _collecting:  # garbage in a cycle: see _on_gc
+            _dying.append(weakref.ref(self, _releaser(node)))
+            return
+        _release(node)
+        self._id = -1  # (an explicit v.__del__(): v is dead, never read as a number)
 
     def __reduce__(self) -> Any:
         """copy.copy, copy.deepcopy and pickle give a new leaf Value with the
@@ -260,7 +273,10 @@ class Value(metaclass=Watched):
         return self * number**-1
 
     def __rtruediv__(self, other: float) -> Value:  # other / self: self**-1 * other
-        number = _number(other)
+        try:
+            number = _number(other)
+        except OverflowError:  # (an int past floats: micrograd's self**-1 comes first)
+            return self**-1 * other
         if number is None:
             return NotImplemented
         return _composed(MUL, None, POWK, self, -1.0, "/", other, self, number)
@@ -280,6 +296,9 @@ class Value(metaclass=Watched):
 
     def __round__(self, ndigits: int | None = None) -> Any:  # round(v), round(v, n)
         return round(self.data, ndigits)
+
+    def __trunc__(self) -> int:  # math.trunc(v) (math.floor and math.ceil use float(v))
+        return math.trunc(self.data)
 
     def __format__(self, spec: str) -> str:  # f"{v:.4f}": the data; f"{v}": the repr
         return format(self.data, spec) if spec else str(self)
@@ -452,6 +471,36 @@ def _leaf_copy(data, grad):
     v = Value(data)
     v.grad = grad
     return v
+
+
+# ---- when a Value dies ----------------------------------------------------------
+# Its node is released at once, by C. Garbage in a reference cycle (a custom
+# op's _backward closes over its Value, as in micrograd) is finalized as a
+# whole before any of it is freed, and a finalizer of it may still read a
+# Value of it: so while the collector runs, a Value's node is released only
+# when the Value itself is freed (the callback of a weak reference), or
+# never, if a finalizer saved it. (Ctrl-C never lands in a finalizer or
+# between a C call and its Value: pygrad/_signals.py.)
+
+_collecting = False  # the cyclic garbage collector is running
+_dying: list[Any] = []  # weak references to the Values finalized while it ran
+
+
+def _on_gc(phase: str, info: Any) -> None:
+    global _collecting
+    _collecting = phase == "start"
+    if not _collecting:  # those freed have released their nodes; keep the saved ones'
+        _dying[:] = [ref for ref in _dying if ref() is not None]
+
+
+def _releaser(node: int) -> Any:
+    """The callback of a weak reference that releases node when its Value goes."""
+    release = _c.release
+    return lambda ref: release(node)
+
+
+gc.callbacks.append(_on_gc)
+_signals.install()
 
 
 # ---- numbers -----------------------------------------------------------------------

@@ -9,10 +9,11 @@ runs. `pred` is a list of Values; `target` a list of numbers.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterable as _Iterable
 from typing import Any, Iterable, Sequence, Union
 
 from . import _c
-from .engine import Region, Value, made, real
+from .engine import Region, Value, made, real, type_name
 
 
 def _build(name, pred, target, nclass=1, params=(), alpha=0.0):
@@ -28,12 +29,37 @@ def _on_pygrad(*groups):
     return all(isinstance(v, Value) for group in groups for v in group)
 
 
+def _items(xs: Any, name: str, what: str) -> list[Any]:
+    """xs (an iterable) as a new list: what the checks and C see, whatever
+    code a user's item runs later."""
+    if (not isinstance(xs, _Iterable) or isinstance(xs, (str, bytes, dict, set, frozenset))
+            or _is_value(xs)):  # (a set has no order to match the targets')
+        raise TypeError(f"{name}: {what} must be a list, not {type_name(xs)!r}")
+    return list(xs)
+
+
+def _is_value(x: Any) -> bool:
+    """A Value of pygrad or of another engine (pygrad.reference's, micrograd's)."""
+    return isinstance(x, Value) or (hasattr(x, "data") and hasattr(x, "backward"))
+
+
+def _values(xs: list[Any], name: str, what: str) -> None:
+    """TypeError unless every x is a Value, all of pygrad or all of another engine."""
+    for x in xs:
+        if not _is_value(x):
+            raise TypeError(f"{name}: {what} must be a Value, not {type_name(x)!r}")
+    if len({isinstance(x, Value) for x in xs}) > 1:
+        raise TypeError(f"{name}: Values of two engines, pygrad's and "
+                        f"{type_name(next(x for x in xs if not isinstance(x, Value)))!r}")
+
+
 def _check(pred: Iterable[Value], target: Iterable[float],
            name: str) -> tuple[list[Value], list[float]]:
-    pred, target = list(pred), list(target)
+    pred, target = _items(pred, name, "predictions"), _items(target, name, "targets")
     if not pred or len(pred) != len(target):
         raise ValueError(f"{name}: need as many targets as predictions (and at least one), "
                          f"got {len(pred)} predictions and {len(target)} targets")
+    _values(pred, name, "a prediction")
     return pred, target
 
 
@@ -69,14 +95,15 @@ def hinge(scores: Iterable[Value], target: Iterable[float], params: Iterable[Val
         + alpha * sum(p * p for p in params)
     with target in {-1, +1}; without params, no regularization term."""
     scores, target = _check(scores, target, "hinge")
-    params = list(params)
+    params = _items(params, "hinge", "params")
+    _values(scores + params, "hinge", "a score or parameter")
     if _on_pygrad(scores, params):
         return _build("hinge", scores, target, params=params, alpha=alpha)
     losses = [(1 + -y * s).relu() for y, s in zip(target, scores)]
     data_loss = sum(losses) * (1.0 / len(losses))  # (a Value: losses is not empty)
     if not params:
         return data_loss  # type: ignore[return-value]
-    return data_loss + alpha * sum(p * p for p in params)  # type: ignore[return-value]
+    return data_loss + alpha * sum(p * p for p in params)
 
 
 def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> Value:
@@ -86,8 +113,14 @@ def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> V
     constant that keeps exp from overflowing),
         sum((z - m).exp() for z in row).log() - (row[c] - m)
     and over rows, sum(row_losses) * (1.0 / len(rows))."""
-    rows = [logits] if logits and not isinstance(logits[0], (list, tuple)) else list(logits)
-    classes: list[Any] = [target] if isinstance(target, (int, numbers.Integral)) else list(target)
+    items = _items(logits, "cross_entropy", "logits")
+    nested = [isinstance(z, (list, tuple)) for z in items]
+    if any(nested) and not all(nested):
+        raise TypeError("cross_entropy: logits must be one row of Values or a list of rows "
+                        "(lists or tuples), not a mix of the two")
+    rows = [list(r) for r in items] if items and all(nested) else [items]  # our own lists
+    classes: list[Any] = ([target] if isinstance(target, (numbers.Integral, str))  # (a str: refused
+                          else _items(target, "cross_entropy", "classes"))    # below, by name)
     if not rows or len(rows) != len(classes) or len({len(r) for r in rows}) != 1 or not rows[0]:
         raise ValueError("cross_entropy: need rows of logits of one length, one class per row")
     nclass = len(rows[0])
@@ -96,6 +129,7 @@ def cross_entropy(logits: Sequence[Any], target: Union[int, Iterable[int]]) -> V
             raise ValueError(f"cross_entropy: class {c!r} is not an int in [0, {nclass})")
     classes = [int(c) for c in classes]
     flat = [z for row in rows for z in row]
+    _values(flat, "cross_entropy", "a logit")
     if _on_pygrad(flat):
         return _build("cross_entropy", flat, classes, nclass=nclass)
     losses = []

@@ -169,7 +169,7 @@ def _inputs(x: Inputs) -> list[Any]:
     [x]; any iterable (a list, tuple, numpy array, iterator, set, dict: its
     keys) is read as micrograd's zip reads it, once."""
     if type(x) is list or type(x) is tuple:
-        return list(x)  # type: ignore[arg-type]  # (mypy does not narrow on type(x) is)
+        return list(x)
     if isinstance(x, Value):
         return [x]
     np = sys.modules.get("numpy")  # (x is an array only if numpy is loaded)

@@ -223,6 +223,12 @@ class Value:
 # ---- micrograd's nn.py, on this engine, with pygrad.nn's keywords ------------
 # (its own code, so that it checks pygrad.nn rather than sharing it)
 
+def _inputs(x):
+    """pygrad's API beyond micrograd's: one Value (a 1-neuron layer's output)
+    is an input too, and any iterable is read once."""
+    return [x] if isinstance(x, Value) else list(x)
+
+
 class Module:
 
     def zero_grad(self):
@@ -250,6 +256,9 @@ class Neuron(Module):
         self.nonlin = self.act != "linear"
 
     def __call__(self, x):
+        x = _inputs(x)  # (and a wrong number of inputs is an error)
+        if len(x) != len(self.w):
+            raise ValueError(f"{self!r} takes {len(self.w)} inputs, got {len(x)}")
         act = sum((wi * xi for wi, xi in zip(self.w, x)), self.b)
         return getattr(act, self.act)() if self.nonlin else act
 
@@ -267,6 +276,7 @@ class Layer(Module):
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
     def __call__(self, x):
+        x = _inputs(x)  # (once: an iterator feeds every neuron)
         out = [n(x) for n in self.neurons]
         return out[0] if len(out) == 1 else out
 

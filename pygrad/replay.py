@@ -60,7 +60,7 @@ class Tape:
         failed = _c.failure()
         status = _c.tape_forward(self._c, failed)
         if status:
-            _replay_fail(status, failed)
+            raise _replay_error(status, failed)
         return self.root.data
 
     def backward(self) -> None:
@@ -102,16 +102,16 @@ class Tape:
         failed = _c.failure()
         status, done = _c.tape_train(self._c, opt, iters, ins, table, losses, failed)
         if status:
-            _replay_fail(status, failed, losses[:done])
+            raise _replay_error(status, failed, losses[:done])
         return losses
 
     def __repr__(self) -> str:
         return f"Tape({len(self)} nodes, root={self.root!r})"
 
 
-def _replay_fail(status, failed, losses=None):
-    """Raise for a failed replay, naming the op and its operands' data; the
-    exception carries the losses recorded before it (Tape.train)."""
+def _replay_error(status, failed, losses=None):
+    """The exception for a failed replay, naming the op and its operands'
+    data; it carries the losses recorded before it (Tape.train)."""
     if status not in (_c.EDOM, _c.ERANGE, _c.EZERODIV):
         e = _c.error(status, "Tape")
     else:
@@ -124,4 +124,4 @@ def _replay_fail(status, failed, losses=None):
         else:
             e = _c.error(status, op.name, failed.a, note=note)
     e.losses = losses  # type: ignore[attr-defined]
-    raise e
+    return e
