@@ -2,6 +2,7 @@
 
     pygrad train [--workload W1] [--iters N] [--lr LR] [--seed S] [--out PATH]
     pygrad bench [--quick] ...
+    pygrad --version
 
 train runs one of the tutorials' workloads (spec/WORKLOADS.md, defined in
 pygrad.workloads) with a progress bar, prints the final loss, the time and
@@ -11,10 +12,11 @@ suite (pygrad.bench). Bad arguments get a one-line error and exit status 2.
 import argparse
 import math
 import os
+import platform
 import sys
 import time
 
-from . import reference
+from . import __version__, reference
 from .workloads import W1, WORKLOADS, agrees, w4_numbers
 
 NAMES = [*WORKLOADS, "W4"]  # W4 is the lecture's worked numbers: checked, not trained
@@ -68,6 +70,10 @@ def png_path(text):
 def build_parser(prog):
     ap = Parser(prog=prog, description="pygrad: micrograd's API with the graph and the kernels "
                 "in C. Train the tutorials' networks, or run the benchmark suite.")
+    # where it was imported from, as pip --version does: another project on
+    # PyPI is also called pygrad and installs a package of the same name
+    ap.add_argument("--version", action="version", version=f"pygrad {__version__} (pygrad-engine) "
+                    f"from {os.path.dirname(os.path.abspath(__file__))} (Python {platform.python_version()})")
     commands = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     defaults = "; ".join(f"{w.name} {w.iters} {w.unit}s" for w in WORKLOADS.values())
     train = commands.add_parser(
