@@ -5,6 +5,7 @@ import importlib.metadata
 import importlib.resources
 import inspect
 import os
+import subprocess
 import sys
 
 import _pygrad
@@ -63,3 +64,30 @@ def test_the_typed_usage_example_runs():
     assert last < first
     history = typing_usage.replay()
     assert history[-1] < history[0]
+
+
+def test_submodules_load_on_first_use(tmp_path):
+    """`import pygrad` leaves datasets, reference, ... unimported (they cost
+    import time), and the first `pygrad.<name>` imports them; a name that is
+    not a submodule stays an AttributeError. In a fresh interpreter, as a
+    user's script sees it."""
+    program = r'''
+import sys
+import pygrad
+lazy = pygrad._SUBMODULES
+assert not [m for m in sys.modules if m.startswith("pygrad.") and m[7:] in lazy], sorted(sys.modules)
+x, y = pygrad.datasets.load_digits()
+assert len(x) == len(y) == 1797
+assert pygrad.reference.Value(2.0).data == 2.0 and "pygrad.reference" in sys.modules
+assert all(name in dir(pygrad) for name in lazy)
+try:
+    pygrad.no_such_thing
+except AttributeError as e:
+    assert "no_such_thing" in str(e)
+else:
+    raise AssertionError("pygrad.no_such_thing did not raise")
+print("ok")
+'''
+    ran = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0 and ran.stdout == "ok\n", ran.stderr
