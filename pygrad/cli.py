@@ -30,6 +30,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+class Version(argparse.Action):
+    """--version: print one line and exit 0. Where pygrad was imported from
+    too, as pip --version does: another project on PyPI is also called pygrad
+    and installs a package of the same name. (argparse's own version action
+    wraps the line at the terminal's width.)"""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"pygrad {__version__} (pygrad-engine) from {os.path.dirname(os.path.abspath(__file__))} "
+              f"(Python {platform.python_version()})")
+        parser.exit(0)
+
+
 def workload_name(text):
     try:
         return BY_LOWER[text.lower()]
@@ -70,10 +85,7 @@ def png_path(text):
 def build_parser(prog):
     ap = Parser(prog=prog, description="pygrad: micrograd's API with the graph and the kernels "
                 "in C. Train the tutorials' networks, or run the benchmark suite.")
-    # where it was imported from, as pip --version does: another project on
-    # PyPI is also called pygrad and installs a package of the same name
-    ap.add_argument("--version", action="version", version=f"pygrad {__version__} (pygrad-engine) "
-                    f"from {os.path.dirname(os.path.abspath(__file__))} (Python {platform.python_version()})")
+    ap.add_argument("--version", action=Version, help="print the version and where pygrad is imported from")
     commands = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     defaults = "; ".join(f"{w.name} {w.iters} {w.unit}s" for w in WORKLOADS.values())
     train = commands.add_parser(
