@@ -19,6 +19,14 @@ from cffi import FFI
 # own lock, so this is a cost, never a safety, decision: if cffi ever stops
 # using these macros, calls just release the GIL again.
 #
+# A free-threaded CPython (Py_GIL_DISABLED; docs/free-threading.md) keeps
+# cffi's macros: there they do not release a GIL but detach the thread from
+# the interpreter, and a thread that stays attached through a long call
+# (backward over a big graph, Tape.train) or while it waits for the arena's
+# lock holds up every stop-the-world pause (the garbage collector's), so
+# every other Python thread, until the call returns. (What detaching costs
+# there is not measured: the project's machine has no free-threaded CPython.)
+#
 # cffi turns an int into int64_t with PyLong_AsLongLong, which in CPython 3.11
 # goes through _PyLong_AsByteArray, byte by byte, for every int above 2**30:
 # every handle is one (its generation sits above bit 32), measured 9 ns a
@@ -29,10 +37,12 @@ from cffi import FFI
 # errors (tests/test_binding.py).
 PREAMBLE = """
 #include "pygrad.h"
+#ifndef Py_GIL_DISABLED
 #undef Py_BEGIN_ALLOW_THREADS
 #undef Py_END_ALLOW_THREADS
 #define Py_BEGIN_ALLOW_THREADS {
 #define Py_END_ALLOW_THREADS }
+#endif
 #undef _cffi_restore_errno
 #undef _cffi_save_errno
 #define _cffi_restore_errno() ((void)0)

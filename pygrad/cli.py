@@ -2,6 +2,7 @@
 
     pygrad train [--workload W1] [--iters N] [--lr LR] [--seed S] [--out PATH]
     pygrad bench [--quick] ...
+    pygrad --version
 
 train runs one of the tutorials' workloads (spec/WORKLOADS.md, defined in
 pygrad.workloads) with a progress bar, prints the final loss, the time and
@@ -11,10 +12,11 @@ suite (pygrad.bench). Bad arguments get a one-line error and exit status 2.
 import argparse
 import math
 import os
+import platform
 import sys
 import time
 
-from . import reference
+from . import __version__, reference
 from .workloads import W1, WORKLOADS, agrees, w4_numbers
 
 NAMES = [*WORKLOADS, "W4"]  # W4 is the lecture's worked numbers: checked, not trained
@@ -26,6 +28,21 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class Version(argparse.Action):
+    """--version: print one line and exit 0. Where pygrad was imported from
+    too, as pip --version does: another project on PyPI is also called pygrad
+    and installs a package of the same name. (argparse's own version action
+    wraps the line at the terminal's width.)"""
+
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"pygrad {__version__} (pygrad-engine) from {os.path.dirname(os.path.abspath(__file__))} "
+              f"(Python {platform.python_version()})")
+        parser.exit(0)
 
 
 def workload_name(text):
@@ -68,6 +85,7 @@ def png_path(text):
 def build_parser(prog):
     ap = Parser(prog=prog, description="pygrad: micrograd's API with the graph and the kernels "
                 "in C. Train the tutorials' networks, or run the benchmark suite.")
+    ap.add_argument("--version", action=Version, help="print the version and where pygrad is imported from")
     commands = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     defaults = "; ".join(f"{w.name} {w.iters} {w.unit}s" for w in WORKLOADS.values())
     train = commands.add_parser(

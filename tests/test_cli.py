@@ -223,8 +223,9 @@ def test_python_m_pygrad_exit_status(tmp_path):
 
 
 def test_console_script(tmp_path):
-    (entry,) = [e for e in importlib.metadata.entry_points(group="console_scripts")
-                if e.name == "pygrad"]
+    # the distribution's own entry points (entry_points(group=...) needs 3.10)
+    dist = importlib.metadata.distribution("pygrad-engine")
+    (entry,) = [e for e in dist.entry_points if e.group == "console_scripts" and e.name == "pygrad"]
     assert entry.value == "pygrad.cli:main"
     script = shutil.which("pygrad", path=os.path.dirname(sys.executable))
     if script is None:
@@ -232,6 +233,19 @@ def test_console_script(tmp_path):
     assert run([script, "train", "--help"], tmp_path).returncode == 0
     bad = run([script, "train", "-w", "W0"], tmp_path)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+
+
+def test_version(tmp_path, capsys):
+    """pygrad --version names the version, the distribution and where the
+    package was imported from (another PyPI project installs a pygrad too)."""
+    import pygrad
+    assert main(["--version"]) == 0
+    line = capsys.readouterr().out
+    assert line.startswith(f"pygrad {pygrad.__version__} (pygrad-engine) from ")
+    assert os.path.dirname(os.path.abspath(pygrad.__file__)) in line and line.count("\n") == 1
+    assert importlib.metadata.version("pygrad-engine") == pygrad.__version__
+    ran = run([sys.executable, "-m", "pygrad", "--version"], tmp_path)
+    assert ran.returncode == 0 and ran.stdout == line and ran.stderr == ""
 
 
 def test_bench_help_and_bad_arguments(tmp_path):

@@ -350,6 +350,8 @@ def test_every_non_number_raises_type_error(use, witness, tally):
     for b in NON_NUMBERS:
         if use == "pow(x, 2, b)" and b is None:
             continue  # pow(x, 2, None) is x ** 2, as for every Python number
+        if use == "pow(x, 2, b)" and isinstance(b, Decimal):
+            continue  # test_pow_with_a_decimal_modulus (it crashes some CPythons)
         count += 1
         x = Value(1.5)
         with pytest.raises(TypeError) as info:
@@ -358,6 +360,24 @@ def test_every_non_number_raises_type_error(use, witness, tally):
             assert type(b).__name__ in str(info.value), (use, b, str(info.value))
         assert (x.data, x.grad) == (1.5, 0.0), (use, b)
     tally["hostile inputs: non-numbers x uses"] += count
+
+
+# CPython 3.13.0 to 3.13.2 crash (segfault) on a three-argument pow() whose
+# modulus alone is a Decimal, with or without pygrad: pow("a", 2, Decimal(1)).
+# python/cpython#130230, fixed in 3.13.3.
+POW_DECIMAL_CRASHES = (3, 13, 0) <= sys.version_info[:3] < (3, 13, 3)
+
+
+@pytest.mark.skipif(POW_DECIMAL_CRASHES, reason="CPython 3.13.0-3.13.2 segfault on "
+                    "pow(x, 2, Decimal(...)) for any x (python/cpython#130230, fixed in 3.13.3)")
+@pytest.mark.parametrize("b", [b for b in NON_NUMBERS if isinstance(b, Decimal)], ids=repr)
+def test_pow_with_a_decimal_modulus(b, witness, tally):
+    """pow(x, 2, Decimal) is a TypeError, as for every non-number modulus."""
+    x = Value(1.5)
+    with pytest.raises(TypeError):
+        USES["pow(x, 2, b)"](x, b)
+    assert (x.data, x.grad) == (1.5, 0.0)
+    tally["hostile inputs: non-numbers x uses"] += 1
 
 
 def test_the_named_type_is_the_operands_own():

@@ -5,7 +5,11 @@ import importlib.metadata
 import importlib.resources
 import inspect
 import os
+import subprocess
 import sys
+import sysconfig
+
+import pytest
 
 import _pygrad
 import pygrad
@@ -18,14 +22,37 @@ def test_version_is_written_once():
     assert pygrad.__version__ == importlib.metadata.version("pygrad-engine")
 
 
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
 def test_the_extension_is_built_for_the_stable_abi():
-    # One wheel serves every CPython 3.9+ only if the module is abi3:
-    # _pygrad.abi3.so on Linux and macOS; Windows has no ABI tag in the name.
+    # One wheel serves every CPython 3.9+ only if the module is abi3, and
+    # named so that each of them looks for it: _pygrad.abi3.so on Linux and
+    # macOS, whichever CPython built it (3.15 lists a platform-tagged abi3
+    # suffix first, which 3.9-3.14 do not know); Windows has no ABI tag in the
+    # name. A free-threaded CPython has no abi3: 3.15t and later take abi3t,
+    # 3.14t a module of its own (docs/free-threading.md).
     name = os.path.basename(_pygrad.__file__)
     if sys.platform == "win32":
         assert name == "_pygrad.pyd"
-    else:
+    elif not FREE_THREADED:
         assert name == "_pygrad.abi3.so"
+    elif sys.version_info >= (3, 15):
+        assert name == "_pygrad.abi3t.so"
+    else:
+        assert name == f"_pygrad{sysconfig.get_config_var('EXT_SUFFIX')}"
+
+
+@pytest.mark.skipif(not FREE_THREADED, reason="a free-threaded CPython only (3.14t, 3.15t)")
+def test_importing_keeps_the_gil_off(tmp_path):
+    """The module declares it runs without the GIL (cffi marks it so), so
+    importing pygrad does not switch the GIL back on (CPython would, with a
+    RuntimeWarning)."""
+    program = "import sys, warnings; warnings.simplefilter('error'); import pygrad; " \
+              "print(sys._is_gil_enabled())"
+    ran = subprocess.run([sys.executable, "-X", "gil=0", "-c", program], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert (ran.returncode, ran.stdout, ran.stderr) == (0, "False\n", "")
 
 
 def test_the_tests_import_the_installed_package():
@@ -63,3 +90,30 @@ def test_the_typed_usage_example_runs():
     assert last < first
     history = typing_usage.replay()
     assert history[-1] < history[0]
+
+
+def test_submodules_load_on_first_use(tmp_path):
+    """`import pygrad` leaves datasets, reference, ... unimported (they cost
+    import time), and the first `pygrad.<name>` imports them; a name that is
+    not a submodule stays an AttributeError. In a fresh interpreter, as a
+    user's script sees it."""
+    program = r'''
+import sys
+import pygrad
+lazy = pygrad._SUBMODULES
+assert not [m for m in sys.modules if m.startswith("pygrad.") and m[7:] in lazy], sorted(sys.modules)
+x, y = pygrad.datasets.load_digits()
+assert len(x) == len(y) == 1797
+assert pygrad.reference.Value(2.0).data == 2.0 and "pygrad.reference" in sys.modules
+assert all(name in dir(pygrad) for name in lazy)
+try:
+    pygrad.no_such_thing
+except AttributeError as e:
+    assert "no_such_thing" in str(e)
+else:
+    raise AssertionError("pygrad.no_such_thing did not raise")
+print("ok")
+'''
+    ran = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert ran.returncode == 0 and ran.stdout == "ok\n", ran.stderr
