@@ -11,7 +11,7 @@ import pytest
 import pygrad
 from pygrad import reference
 from pygrad.engine import OPS, UNARY_OPS
-from pygrad.workloads import rel_diff
+from helpers import rel_diff  # tests/helpers.py
 
 
 # Points where each unary op is smooth and real; ops not listed use ANY.
