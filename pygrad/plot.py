@@ -10,9 +10,11 @@ leaves the old file whole.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import stat
+import textwrap
 from typing import IO, Any, Iterator, Sequence
 
 #: What to install for plots.
@@ -108,8 +110,10 @@ def save_speed_plot(tables: Sequence[tuple[str, str, Sequence[dict[str, Any]]]],
     its median time on a log axis, the whiskers its fastest and slowest
     repeat. Rows are dicts with "impl", "median", "min", "max" (seconds per
     unit). ImportError without matplotlib."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     tables = [t for t in tables if t[2]]
-    heights = [0.9 + 0.32 * len(rows) for _, _, rows in tables]
+    heights = [0.9 + 0.32 * len(rows) + 0.2 * (len(name) > 80) for name, _, rows in tables]
     fig = _figure(10, sum(heights) + 0.6)
     axes = fig.subplots(len(tables), 1, squeeze=False, height_ratios=heights)[:, 0]
     for ax, (name, unit, rows) in zip(axes, tables):
@@ -121,9 +125,14 @@ def save_speed_plot(tables: Sequence[tuple[str, str, Sequence[dict[str, Any]]]],
         ax.barh(ys, med, xerr=[low, high], color="tab:blue", alpha=0.8, capsize=3)
         ax.set_yticks(list(ys), [r["impl"] for r in rows])
         ax.invert_yaxis()  # the table's order, top down
-        ax.set_xscale("log")
+        ax.set_xscale("log")  # from a power of ten, so that bar lengths compare honestly
+        ax.set_xlim(left=10.0 ** math.floor(math.log10(min(m - lo for m, lo in zip(med, low)))))
+        plain = FuncFormatter(lambda x, _: f"{x:,.0f}" if x >= 1 else f"{x:g}")
+        ax.xaxis.set_major_formatter(plain)  # 1,000 rather than 10^3
+        narrow = max(r["max"] for r in rows) < 10 * min(r["min"] for r in rows)
+        ax.xaxis.set_minor_formatter(plain if narrow else NullFormatter())  # within a decade
         ax.set_xlabel(f"{label} per {unit} (median; whiskers: fastest and slowest repeat)")
-        ax.set_title(name, loc="left")
+        ax.set_title(textwrap.fill(name, 80), loc="left")
         ax.grid(True, axis="x", which="both", alpha=0.3)
         for yi, m, top in zip(ys, med, (r["max"] * scale for r in rows)):  # past the whisker
             ax.annotate(f"{m:,.0f}" if m >= 100 else f"{m:.3g}", xy=(top, yi), xytext=(5, 0),
