@@ -10,16 +10,55 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* Settings torch.optim would accept (it raises ValueError otherwise). NaN
- * fails every test, as in torch. */
-static int pg__config_ok(const pg_optim_config *c) {
-    if (!c || (c->kind != PG_SGD && c->kind != PG_ADAM)) return 0;
-    if (!(c->lr >= 0.0) || !(c->weight_decay >= 0.0) || isinf(c->lr)) return 0;
-    if (c->kind == PG_SGD)
-        return c->momentum >= 0.0 && isfinite(c->dampening) &&
-               (!c->nesterov || (c->momentum > 0.0 && c->dampening == 0.0));
-    return c->beta1 >= 0.0 && c->beta1 < 1.0 && c->beta2 >= 0.0 && c->beta2 < 1.0 && c->eps >= 0.0;
+/* ---- settings: the one place their rules are written ------------------- */
+
+/* Each setting's rule, as a message says it. pg_optim_check tests exactly
+ * these; Python reports them (pygrad/optim.py) and checks nothing itself.
+ * The rules are torch.optim's (it raises ValueError for a negative lr,
+ * momentum, weight_decay or eps, betas outside [0, 1), and Nesterov without
+ * momentum or with dampening), plus: every number finite (NaN or infinity
+ * would make every parameter NaN at the first step). */
+static const struct { const char *name, *rule; } pg__settings[] = {
+    [PG_OPTIM_KIND] = {"kind", "PG_SGD or PG_ADAM"},
+    [PG_OPTIM_LR] = {"lr", "a finite number >= 0"},
+    [PG_OPTIM_MOMENTUM] = {"momentum", "a finite number >= 0"},
+    [PG_OPTIM_DAMPENING] = {"dampening", "a finite number"},
+    [PG_OPTIM_WEIGHT_DECAY] = {"weight_decay", "a finite number >= 0"},
+    [PG_OPTIM_NESTEROV] = {"nesterov", "false unless momentum > 0 and dampening is 0"},
+    [PG_OPTIM_BETA1] = {"beta1", "a number in [0, 1)"},
+    [PG_OPTIM_BETA2] = {"beta2", "a number in [0, 1)"},
+    [PG_OPTIM_EPS] = {"eps", "a finite number >= 0"},
+};
+#define PG__NSETTINGS ((int)(sizeof pg__settings / sizeof pg__settings[0]))
+
+static int pg__finite_non_negative(double x) { return x >= 0.0 && isfinite(x); }
+static int pg__unit(double x) { return x >= 0.0 && x < 1.0; } /* NaN fails */
+
+int pg_optim_check(const pg_optim_config *c) {
+    if (!c || (c->kind != PG_SGD && c->kind != PG_ADAM)) return PG_OPTIM_KIND;
+    if (!pg__finite_non_negative(c->lr)) return PG_OPTIM_LR;
+    if (!pg__finite_non_negative(c->weight_decay)) return PG_OPTIM_WEIGHT_DECAY;
+    if (c->kind == PG_SGD) {
+        if (!pg__finite_non_negative(c->momentum)) return PG_OPTIM_MOMENTUM;
+        if (!isfinite(c->dampening)) return PG_OPTIM_DAMPENING;
+        if (c->nesterov && !(c->momentum > 0.0 && c->dampening == 0.0)) return PG_OPTIM_NESTEROV;
+        return PG_OPTIM_VALID;
+    }
+    if (!pg__unit(c->beta1)) return PG_OPTIM_BETA1;
+    if (!pg__unit(c->beta2)) return PG_OPTIM_BETA2;
+    if (!pg__finite_non_negative(c->eps)) return PG_OPTIM_EPS;
+    return PG_OPTIM_VALID;
 }
+
+const char *pg_optim_setting_name(int setting) {
+    return setting > 0 && setting < PG__NSETTINGS ? pg__settings[setting].name : "";
+}
+
+const char *pg_optim_rule(int setting) {
+    return setting > 0 && setting < PG__NSETTINGS ? pg__settings[setting].rule : "";
+}
+
+static int pg__config_ok(const pg_optim_config *c) { return pg_optim_check(c) == PG_OPTIM_VALID; }
 
 pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t n, int *status) {
     int st = PG_OK;
@@ -90,6 +129,40 @@ int pg_optim_step(pg_optim *o) {
     pg__unlock();
     return PG_OK;
 }
+
+/* ---- state, for checkpoints: new functions, kept apart from the steps ---- */
+
+int64_t pg_optim_size(const pg_optim *o) {
+    return o ? o->n : PG_EBADOP;
+}
+
+int pg_optim_get_state(const pg_optim *o, int64_t *steps, int *has_momentum, double *m, double *v,
+                       int64_t n) {
+    if (!o || !steps || !has_momentum || n != o->n || (n > 0 && (!m || !v))) return PG_EBADOP;
+    pg__lock();
+    *steps = o->steps;
+    *has_momentum = o->have_m;
+    for (int64_t i = 0; i < n; i++) m[i] = o->m[i], v[i] = o->v[i];
+    pg__unlock();
+    return PG_OK;
+}
+
+int pg_optim_set_state(pg_optim *o, int64_t steps, int has_momentum, const double *m,
+                       const double *v, int64_t n) {
+    if (!o || steps < 0 || (has_momentum != 0 && has_momentum != 1) || n != o->n ||
+        (n > 0 && (!m || !v)))
+        return PG_EBADOP;
+    for (int64_t i = 0; i < n; i++) /* a second moment is a sum of squares (or NaN) */
+        if (v[i] < 0.0) return PG_EBADOP;
+    pg__lock();
+    o->steps = steps;
+    o->have_m = has_momentum;
+    for (int64_t i = 0; i < n; i++) o->m[i] = m[i], o->v[i] = v[i];
+    pg__unlock();
+    return PG_OK;
+}
+
+/* ---- the steps (the fused loop in tape.c calls these too) ---------------- */
 
 void pg__optim_zero_grads(pg_optim *o) {
     pg_node *nodes = pg__A.nodes;

@@ -140,6 +140,28 @@ typedef struct pg_optim_config {
     double beta1, beta2, eps;
 } pg_optim_config;
 typedef struct pg_optim pg_optim;
+/* The settings a config can get wrong, for pg_optim_check. */
+enum pg_optim_setting {
+    PG_OPTIM_VALID = 0,
+    PG_OPTIM_KIND = 1,
+    PG_OPTIM_LR = 2,
+    PG_OPTIM_MOMENTUM = 3,
+    PG_OPTIM_DAMPENING = 4,
+    PG_OPTIM_WEIGHT_DECAY = 5,
+    PG_OPTIM_NESTEROV = 6,
+    PG_OPTIM_BETA1 = 7,
+    PG_OPTIM_BETA2 = 8,
+    PG_OPTIM_EPS = 9
+};
+/* The first setting of cfg that is invalid (PG_OPTIM_VALID if none): the
+ * rules of torch.optim, with every number finite. The settings of the other
+ * kind are not looked at. pg_optim_new and pg_optim_configure refuse (with
+ * PG_EBADOP) exactly the configs this does not call valid. */
+int pg_optim_check(const pg_optim_config *cfg);
+/* The config field of a setting ("lr", "beta1", ...) and its rule ("a finite
+ * number >= 0"), for messages; "" for PG_OPTIM_VALID or an unknown code. */
+const char *pg_optim_setting_name(int setting);
+const char *pg_optim_rule(int setting);
 /* An optimizer over n parameter nodes (it holds a reference to each), or
  * NULL with *status set. */
 pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t n, int *status);
@@ -147,6 +169,18 @@ void pg_optim_free(pg_optim *o);
 int pg_optim_configure(pg_optim *o, const pg_optim_config *cfg);  /* e.g. a new lr */
 int pg_optim_step(pg_optim *o);
 int64_t pg_optim_steps(const pg_optim *o);  /* steps taken so far */
+/* State, for checkpoints. An optimizer's state is its step count, whether
+ * SGD's momentum buffer holds a step yet (has_momentum: 0 or 1; Adam keeps 0),
+ * and two buffers of one double per parameter, in the order of params:
+ * m (SGD's momentum buffer; Adam's first moment) and v (Adam's second moment;
+ * SGD keeps zeros). Both calls take n, the buffers' length, which must be
+ * pg_optim_size(o). set_state refuses (PG_EBADOP, nothing changed) a wrong
+ * n, steps < 0, has_momentum other than 0 or 1, or a negative v. */
+int64_t pg_optim_size(const pg_optim *o);  /* parameters */
+int pg_optim_get_state(const pg_optim *o, int64_t *steps, int *has_momentum, double *m, double *v,
+                       int64_t n);
+int pg_optim_set_state(pg_optim *o, int64_t steps, int has_momentum, const double *m,
+                       const double *v, int64_t n);
 
 /* ---- replay: run a built graph again ------------------------------------ */
 /* A tape records the topological order of the graph under root (and holds a

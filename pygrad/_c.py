@@ -187,6 +187,31 @@ def optim_new(cfg: Any, params: Handles) -> tuple[Any, int]:
 optim_configure = lib.pg_optim_configure
 optim_step = lib.pg_optim_step
 optim_steps = lib.pg_optim_steps
+optim_size = lib.pg_optim_size
+
+
+def optim_check(cfg: Any) -> tuple[str, str] | None:
+    """None if cfg is a valid config, else (the config field that is not,
+    its rule): the rules are written once, in csrc/optim.c."""
+    bad = lib.pg_optim_check(cfg)
+    if bad == lib.PG_OPTIM_VALID:
+        return None
+    return _text(lib.pg_optim_setting_name(bad)), _text(lib.pg_optim_rule(bad))
+
+
+def optim_get_state(opt: Any, m: Any, v: Any) -> tuple[int, int, bool]:
+    """Fill m and v (float64 numpy arrays of the optimizer's size) with its
+    buffers; (status, steps, has a momentum buffer)."""
+    steps, has_m = ffi.new("int64_t *"), ffi.new("int *")
+    status = lib.pg_optim_get_state(opt, steps, has_m, ffi.from_buffer("double[]", m),
+                                    ffi.from_buffer("double[]", v), len(m))
+    return status, steps[0], bool(has_m[0])
+
+
+def optim_set_state(opt: Any, steps: int, has_momentum: bool, m: Any, v: Any) -> int:
+    """Set the optimizer's state (m, v: float64 numpy arrays of its size); the status."""
+    return lib.pg_optim_set_state(opt, steps, int(has_momentum), ffi.from_buffer("double[]", m),
+                                  ffi.from_buffer("double[]", v), len(m))
 
 
 def tape_new(root: int) -> tuple[Any, int]:

@@ -1,13 +1,17 @@
 """pygrad's command line (`pygrad` or `python -m pygrad`).
 
     pygrad train [--workload W1] [--iters N] [--lr LR] [--seed S] [--out PATH]
+    pygrad sweep -w W3 --seeds 0-99 [--lr LR] [--iters N] [--workers N | --dask ADDRESS]
     pygrad bench [--quick] ...
     pygrad --version
 
-train runs one of the tutorials' workloads (spec/WORKLOADS.md, defined in
-pygrad.workloads) with a progress bar, prints the final loss, the time and
-the speed, and writes the loss curve as a PNG. bench runs the benchmark
-suite (pygrad.bench). Bad arguments get a one-line error and exit status 2.
+train runs one of the tutorials' workloads (spec/WORKLOADS.md, as pygrad.runs
+defines them) with a progress bar, prints the final loss, the time and the
+speed, and writes the loss curve as a PNG (with matplotlib); a loss that is
+not finite stops it, with exit status 1. sweep trains a workload for many
+seeds in parallel (pygrad.sweep). bench runs the benchmark suite
+(pygrad.bench). Bad arguments get a one-line error and exit status 2; the
+argument types here are shared by all three.
 """
 import argparse
 import math
@@ -17,10 +21,14 @@ import sys
 import time
 
 from . import __version__, reference
-from .workloads import W1, WORKLOADS, agrees, w4_numbers
+from .plot import HOW_TO_INSTALL, have_matplotlib, save_loss_plot
+from .runs import W1, WORKLOADS
+from .workloads import agrees, w4_numbers
 
 NAMES = [*WORKLOADS, "W4"]  # W4 is the lecture's worked numbers: checked, not trained
 BY_LOWER = {name.lower(): name for name in NAMES}
+MAX_ITERS = 10**8  # the losses are kept (for the plot): 10**8 of them take ~3 GB
+MAX_SEED = 2**32 - 1  # numpy's RandomState (W2's data) takes seeds below 2**32
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,22 +53,34 @@ class Version(argparse.Action):
         parser.exit(0)
 
 
-def workload_name(text):
+def workload_name(text, names=NAMES):
     try:
-        return BY_LOWER[text.lower()]
+        name = BY_LOWER[text.lower()]
     except KeyError:
+        name = None
+    if name not in names:
         raise argparse.ArgumentTypeError(
-            f"unknown workload {text!r} (choose from {', '.join(NAMES)})") from None
+            f"unknown workload {text!r} (choose from {', '.join(names)})") from None
+    return name
 
 
-def positive_int(text):
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
+def int_in(low, high):
+    """An argument type: an int in [low, high]."""
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {n}")
+        if n > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, not {n}")
+        return n
+    return parse
+
+
+positive_int = int_in(1, MAX_ITERS)
+seed_int = int_in(0, MAX_SEED)
 
 
 def positive_float(text):
@@ -73,18 +93,30 @@ def positive_float(text):
     return x
 
 
-def png_path(text):
-    if not text.lower().endswith(".png"):
-        raise argparse.ArgumentTypeError(f"{text!r} does not end in .png")
-    folder = os.path.dirname(text) or os.curdir
-    if not os.path.isdir(folder):
-        raise argparse.ArgumentTypeError(f"no folder {folder!r} to write {os.path.basename(text)!r} in")
-    return text
+def file_path(suffix=""):
+    """An argument type: a path to write a file at (ending in suffix), in a
+    folder that exists and can be written to, not itself a folder: checked
+    before anything runs."""
+    def parse(text):
+        if suffix and not text.lower().endswith(suffix):
+            raise argparse.ArgumentTypeError(f"{text!r} does not end in {suffix}")
+        folder = os.path.dirname(text) or os.curdir
+        if not os.path.isdir(folder):
+            raise argparse.ArgumentTypeError(f"no folder {folder!r} to write "
+                                             f"{os.path.basename(text)!r} in")
+        if os.path.isdir(text):
+            raise argparse.ArgumentTypeError(f"{text!r} is a folder")
+        if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(text) and
+                                                          not os.access(text, os.W_OK)):
+            raise argparse.ArgumentTypeError(f"cannot write {text!r} (permission denied)")
+        return text
+    return parse
 
 
 def build_parser(prog):
     ap = Parser(prog=prog, description="pygrad: micrograd's API with the graph and the kernels "
-                "in C. Train the tutorials' networks, or run the benchmark suite.")
+                "in C. Train the tutorials' networks, sweep them over seeds, or run the "
+                "benchmark suite.")
     ap.add_argument("--version", action=Version, help="print the version and where pygrad is imported from")
     commands = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     defaults = "; ".join(f"{w.name} {w.iters} {w.unit}s" for w in WORKLOADS.values())
@@ -92,16 +124,19 @@ def build_parser(prog):
         "train", help="train a workload of spec/WORKLOADS.md (default W1, 100000 iterations)",
         description="Train one of the tutorials' networks (spec/WORKLOADS.md) with a progress "
         "bar; print the final loss, the time and the speed; write the loss curve as a PNG "
-        "(with matplotlib if installed, else a built-in plot). W4 checks the lecture's "
-        f"worked numbers instead. Default lengths: {defaults}.")
+        f"(needs matplotlib: {HOW_TO_INSTALL}). A loss that is not finite stops training "
+        "with exit status 1. W4 checks the lecture's worked numbers instead. Default lengths: "
+        f"{defaults}.")
     train.add_argument("-w", "--workload", type=workload_name, default="W1", metavar="NAME",
                        help=f"{', '.join(NAMES)} (any case; default W1)")
     train.add_argument("--iters", type=positive_int, metavar="N",
-                       help="iterations (epochs for digits, steps for W2); default: the workload's")
+                       help="iterations (epochs for digits, steps for W2), at most "
+                       f"{MAX_ITERS:,}; default: the workload's")
     train.add_argument("--lr", type=positive_float, help="learning rate (default: the workload's: "
                        + ", ".join(f"{w.name} {w.lr}" for w in WORKLOADS.values()) + ")")
-    train.add_argument("--seed", type=int, default=0, help="random.seed for the weights (default 0)")
-    train.add_argument("--out", type=png_path, metavar="PATH.png",
+    train.add_argument("--seed", type=seed_int, help="random.seed for the weights (W2: and "
+                       "numpy's for its data), 0 to 2**32-1 (default 0; W2 1337, as micrograd's demo)")
+    train.add_argument("--out", type=file_path(".png"), metavar="PATH.png",
                        help="where to write the loss curve (default: <workload>_loss.png)")
     train.add_argument("--no-plot", action="store_true", help="write no plot")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -110,6 +145,8 @@ def build_parser(prog):
     train.add_argument("--way", choices=W1.ways,
                        help="W1 only: pygrad.nn's MLP (default), the tutorial's own classes on "
                        "Value, or pygrad.Tape replaying the graph (the fastest)")
+    commands.add_parser("sweep", add_help=False,
+                        help="train a workload for many seeds in parallel (pygrad sweep --help)")
     commands.add_parser("bench", add_help=False,
                         help="run the benchmark suite (pygrad bench --help for its options)")
     return ap
@@ -124,6 +161,9 @@ def main(argv=None, prog="pygrad"):
     if args.command == "bench":
         from .bench import main as bench_main
         return bench_main(rest)
+    if args.command == "sweep":
+        from .sweep import main as sweep_main
+        return sweep_main(rest, prog=f"{prog} sweep")
     prog = f"{prog} train"
     problem = f"unrecognized arguments: {' '.join(rest)}" if rest else conflict(args)
     if problem:
@@ -135,8 +175,8 @@ def main(argv=None, prog="pygrad"):
 def conflict(args):
     """What is wrong with a combination of train's arguments, or None."""
     if args.workload == "W4":  # it checks numbers: nothing to train or plot
-        given = [name for name in ("iters", "lr", "out", "way") if getattr(args, name) is not None]
-        given += ["seed"] if args.seed != 0 else []
+        given = [name for name in ("iters", "lr", "seed", "out", "way")
+                 if getattr(args, name) is not None]
         return f"argument --{given[0]}: W4 trains nothing" if given else None
     if args.way is not None and args.workload != "W1":
         return "argument --way: only for W1"
@@ -154,19 +194,23 @@ def train(args, prog):
         return 2
     how = f"{args.way or 'nn'}, {args.engine}" if cls.name == "W1" else args.engine
     print(f"{cls.name}: {cls.title}; {run.iters} {cls.unit}s ({how}), lr {run.lr}, "
-          f"seed {args.seed}", flush=True)
+          f"seed {run.seed}", flush=True)
 
     losses: "list[float]" = []
     try:
         seconds = train_with_progress(run, losses, not args.no_progress)
-    except (ArithmeticError, ValueError) as e:  # e.g. diverging at a too large --lr
-        n = min(chunk_size(run), run.iters - len(losses))  # it failed in this chunk
-        where = f"{len(losses) + 1}" + (f" to {len(losses) + n}" if n > 1 else "")
-        print(f"{prog}: error: {cls.unit} {where}: {type(e).__name__}: {e}", file=sys.stderr)
+    except (ArithmeticError, ValueError) as e:  # a math error: diverging, at a too large --lr
+        print(f"{prog}: error: {cls.unit} {len(losses) + 1}: {type(e).__name__}: {e} "
+              f"(the run diverged: {advice(run)})", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{prog}: interrupted after {len(losses)} {cls.unit}s", file=sys.stderr)
         return 130
+    bad = next((i for i, x in enumerate(losses) if not math.isfinite(x)), None)
+    if bad is not None:
+        print(f"{prog}: error: {cls.unit} {bad + 1}: the loss is {losses[bad]!r} "
+              f"(the run diverged: {advice(run)})", file=sys.stderr)
+        return 1
     n, unit = len(losses), cls.unit
     speed = (f"{n / seconds:,.0f} {unit}s/s, {1e6 * seconds / n:,.1f} us/{unit}" if n >= 100 * seconds
              else f"{n / seconds:.3g} {unit}s/s, {seconds / n:.3g} s/{unit}")
@@ -174,19 +218,29 @@ def train(args, prog):
     print(f"time {seconds:.2f} s, {speed}")
     for line in run.summary():
         print(line)
-    if not args.no_plot:
-        from .plot import save_loss_plot
-        out = args.out or f"{cls.name.lower()}_loss.png"
-        try:
-            writer = save_loss_plot(losses, out, xlabel=unit,
-                                    title=f"{cls.name}, lr {run.lr}, seed {args.seed}")
-        except (OSError, ValueError) as e:
-            print(f"{prog}: error: writing {out}: {e}", file=sys.stderr)
-            return 1
-        note = "" if writer == "matplotlib" else \
-            " (a plain plot: pip install matplotlib for a full one)"
-        print(f"loss curve written to {out}{note}")
+    if args.no_plot:
+        return 0
+    out = args.out or f"{cls.name.lower()}_loss.png"
+    if not have_matplotlib():
+        print(f"no loss curve drawn: {HOW_TO_INSTALL} to have it written to {out}")
+        return 0
+    try:
+        save_loss_plot(losses, out, xlabel=unit, title=f"{cls.name}: {cls.title.split(':')[0]}\n"
+                       f"lr {run.lr:g}, seed {run.seed}, {n:,} {unit}s")
+    except (OSError, ValueError) as e:
+        print(f"{prog}: error: writing {out}: {e}", file=sys.stderr)
+        return 1
+    print(f"loss curve written to {out}")
     return 0
+
+
+def advice(run):
+    """What to try after run diverged."""
+    default = type(run).lr
+    if run.lr > default:
+        return (f"--lr {run.lr:g} is {run.lr / default:,.3g} times the default for {run.name} "
+                f"({default:g}): try a smaller --lr")
+    return f"try a smaller --lr than {run.lr:g}"
 
 
 def chunk_size(run):
@@ -195,24 +249,36 @@ def chunk_size(run):
 
 
 def train_with_progress(run, losses, progress=True):
-    """Train run.iters iterations, appending their losses to losses, in
-    chunks of about 1%, with a progress bar on stderr updated between
-    chunks. Returns the seconds taken."""
+    """train_in_chunks with a progress bar on stderr, updated between chunks."""
     from tqdm import tqdm
 
-    chunk = chunk_size(run)
     bar = tqdm(total=run.iters, unit="it" if run.unit == "iteration" else f" {run.unit}",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    start = time.perf_counter()
+
+    def after_chunk(n):
+        bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
+        bar.update(n)
     try:
-        while len(losses) < run.iters:
-            n = min(chunk, run.iters - len(losses))
-            losses += run.train(n)
-            bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
-            bar.update(n)
-        return time.perf_counter() - start
+        return train_in_chunks(run, losses, after_chunk)
     finally:
         bar.close()
+
+
+def train_in_chunks(run, losses, after_chunk=None):
+    """Train run.iters iterations, appending their losses to losses, in
+    chunks of about 1%, calling after_chunk(n) after each chunk of n; stop
+    after a chunk with a loss that is not finite. Returns the seconds taken."""
+    chunk = chunk_size(run)
+    start = time.perf_counter()
+    while len(losses) < run.iters:
+        n = min(chunk, run.iters - len(losses))
+        first = len(losses)
+        run.train(n, losses)
+        if after_chunk is not None:
+            after_chunk(n)
+        if not all(map(math.isfinite, losses[first:])):
+            break
+    return time.perf_counter() - start
 
 
 def check_w4(engine_name):

@@ -1,7 +1,7 @@
 """Data sets for the workloads; nothing is downloaded, scikit-learn is not needed.
 
-make_moons is the two-moons set of micrograd's demo (workload W2), generated
-in pure Python.
+make_moons is the two-moons set of micrograd's demo (workload W2):
+scikit-learn's make_moons, reproduced with numpy alone, point for point.
 
 load_digits is scikit-learn's bundled 8x8 digits (the `digits` workload),
 shipped in the package as pygrad/data/digits.csv.gz, the file
@@ -12,8 +12,7 @@ Digits" (E. Alpaydin and C. Kaynak, 1998).
 pygrad/data/README.md gives the provenance and the licences.
 """
 import gzip
-import math
-import random
+import numbers
 from importlib import resources
 
 import numpy as np
@@ -21,56 +20,74 @@ import numpy as np
 __all__ = ["make_moons", "load_digits"]
 
 
-def _linspace_0_pi(n):
-    """numpy.linspace(0, pi, n) as a list, computed the way numpy does it:
-    i * (pi / (n - 1)) for each i, with the last point set to pi exactly."""
-    if n <= 0:
-        return []
-    if n == 1:
-        return [0.0]
-    step = math.pi / (n - 1)
-    points = [i * step for i in range(n)]
-    points[-1] = math.pi
-    return points
+def make_moons(n_samples=100, *, shuffle=True, noise=None, random_state=None):
+    """Two interleaving half circles: scikit-learn's sklearn.datasets.make_moons
+    (1.x), the same points to the bit for the same arguments, without scikit-learn.
 
+    The recipe is sklearn's, call for call: n_out = n_samples // 2 points on the
+    outer arc (cos t, sin t) and n_in = n_samples - n_out on the inner arc
+    (1 - cos t, 1 - sin t - 0.5), t = numpy.linspace(0, pi, n) on each; the
+    labels 0 (outer) and 1 (inner); then, from one numpy RandomState, the rows
+    shuffled (RandomState.shuffle of their indices) if shuffle, and Gaussian
+    noise of standard deviation `noise` added to every coordinate
+    (RandomState.normal over the (n_samples, 2) array) unless noise is None.
 
-def make_moons(n_samples=100, noise=0.1, seed=0):
-    """Two interleaving half circles, labelled -1.0 and +1.0.
-
-    The recipe is scikit-learn's sklearn.datasets.make_moons (version 1.x):
-    n_out = n_samples // 2 points on the outer arc (cos t, sin t) and
-    n_in = n_samples - n_out points on the inner arc (1 - cos t, 1 - sin t - 0.5),
-    t = linspace(0, pi, n) on each arc, then Gaussian noise of standard
-    deviation `noise` added to every coordinate. Here the noise comes from
-    random.Random(seed).gauss (drawn point by point, x then y), so the points
-    are not sklearn's for the same seed, only the same geometry and
-    distribution. sklearn's label 0 (outer arc) becomes -1.0 and label 1
-    (inner arc) becomes +1.0, the targets of a hinge loss. Unlike sklearn
-    (shuffle=True by default), the points are not shuffled: the n_out outer
-    points come first, then the n_in inner ones.
-
-    Returns (X, y): X a list of n_samples [x0, x1] lists of floats, y a list
-    of n_samples floats, each -1.0 or +1.0. noise=0 or None adds no noise.
+    n_samples: an int >= 1, or a pair (n_out, n_in). random_state: None
+    (numpy's global RandomState, as np.random.seed sets it: micrograd's demo
+    calls np.random.seed(1337) and then make_moons(n_samples=100, noise=0.1)),
+    an int seed, or a numpy RandomState (drawn from, as sklearn does).
+    Returns (X, y): X a float64 array of shape (n_samples, 2), y an int array
+    (numpy's intp) of the labels, 0 or 1. The demo maps them to -1/+1 with
+    y * 2 - 1.
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int):
-        raise TypeError(f"n_samples must be an int, not {type(n_samples).__name__!r}")
-    if n_samples < 0:
-        raise ValueError(f"n_samples must be >= 0, not {n_samples}")
-    if noise is not None and not noise >= 0:  # also rejects NaN
-        raise ValueError(f"noise must be >= 0 or None, not {noise!r}")
+    if _is_int(n_samples):
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, not {n_samples}")
+        n_out = int(n_samples) // 2
+        n_in = int(n_samples) - n_out
+    elif isinstance(n_samples, tuple) and len(n_samples) == 2 and all(
+            _is_int(k) and k >= 0 for k in n_samples):
+        n_out, n_in = int(n_samples[0]), int(n_samples[1])
+    else:
+        raise TypeError(f"n_samples must be an int >= 1 or a pair of ints >= 0, not {n_samples!r}")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle must be a bool, not {type(shuffle).__name__!r}")
+    if noise is not None:
+        if isinstance(noise, bool) or not isinstance(noise, numbers.Real):
+            raise TypeError(f"noise must be a real number or None, not {type(noise).__name__!r}")
+        noise = float(noise)
+        if not noise >= 0:  # also refuses NaN
+            raise ValueError(f"noise must be >= 0 or None, not {noise!r}")
+    generator = _random_state(random_state)
 
-    n_out = n_samples // 2
-    n_in = n_samples - n_out
-    X = [[math.cos(t), math.sin(t)] for t in _linspace_0_pi(n_out)]
-    X += [[1.0 - math.cos(t), 1.0 - math.sin(t) - 0.5] for t in _linspace_0_pi(n_in)]
-    y = [-1.0] * n_out + [1.0] * n_in
-
-    if noise:
-        rng = random.Random(seed)
-        for point in X:
-            point[0] += rng.gauss(0.0, noise)
-            point[1] += rng.gauss(0.0, noise)
+    outer_x = np.cos(np.linspace(0, np.pi, n_out))
+    outer_y = np.sin(np.linspace(0, np.pi, n_out))
+    inner_x = 1 - np.cos(np.linspace(0, np.pi, n_in))
+    inner_y = 1 - np.sin(np.linspace(0, np.pi, n_in)) - 0.5
+    X = np.vstack([np.append(outer_x, inner_x), np.append(outer_y, inner_y)]).T
+    y = np.hstack([np.zeros(n_out, dtype=np.intp), np.ones(n_in, dtype=np.intp)])
+    if shuffle:  # sklearn.utils.shuffle: a permutation of the row indices
+        indices = np.arange(n_out + n_in)
+        generator.shuffle(indices)
+        X, y = X[indices], y[indices]
+    if noise is not None:
+        X += generator.normal(scale=noise, size=X.shape)
     return X, y
+
+
+def _is_int(x):
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
+
+
+def _random_state(seed):
+    """sklearn.utils.check_random_state: a numpy RandomState for seed."""
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if _is_int(seed):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise TypeError(f"random_state must be None, an int or a numpy RandomState, not {seed!r}")
 
 
 def load_digits():

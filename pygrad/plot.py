@@ -1,110 +1,151 @@
-"""Loss curves as PNG files: with matplotlib when it is installed (the `plot`
-extra), else with a small built-in writer (numpy, zlib and struct only), so
-`pygrad train` writes a plot after a plain `pip install`.
+"""Plots as PNG files, drawn by matplotlib (the `plot` extra): the loss curve
+of `pygrad train` and the speed table of `pygrad bench --plot`.
 
-The built-in plot is the loss on a log scale against the iteration: a line
-(each pixel column spans the smallest to the largest loss of the iterations
-it covers), the axes, a grid line at each power of ten labelled 1E-4 and
-so on, and the first and last iteration numbers. It has no title.
+matplotlib is imported only here and only when a plot is drawn, through its
+object API (matplotlib.figure.Figure with the Agg canvas): no pyplot, so no
+global figure state and no GUI backend. Files are written atomically (a
+temporary file beside the target, then os.replace), so a plot that fails
+leaves the old file whole.
 """
-import struct
-import zlib
+from __future__ import annotations
 
-import numpy as np
+import contextlib
+import math
+import os
+import secrets
+import stat
+import textwrap
+from typing import IO, Any, Iterator, Sequence
 
-WIDTH, HEIGHT = 640, 400
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 16, 32  # margins around the plot area, in pixels
-# 3x5 glyphs, one octal digit per row of 3 pixels (4 = left pixel, 1 = right).
-_FONT = dict(zip("0123456789E-", "75557 26227 71747 71717 55711 74717 74757 71111 75757 "
-                 "75717 74747 00700".split()))
-
-
-def save_loss_plot(losses, path, title="", xlabel="iteration", writer=None):
-    """Write losses (one per iteration) to path as a PNG. writer:
-    "matplotlib", "builtin", or None for matplotlib when it can be imported.
-    Returns the writer used. Losses that are not positive and finite are
-    left out (a log scale has no place for them)."""
-    if writer is None:
-        try:
-            import matplotlib  # noqa: F401
-            writer = "matplotlib"
-        except ImportError:
-            writer = "builtin"
-    if writer == "matplotlib":
-        _save_matplotlib(losses, path, title, xlabel)
-    elif writer == "builtin":
-        png = png_loss_plot(losses)  # first: a plot that fails leaves the old file
-        with open(path, "wb") as f:
-            f.write(png)
-    else:
-        raise ValueError(f"writer must be 'matplotlib', 'builtin' or None, not {writer!r}")
-    return writer
+#: What to install for plots.
+HOW_TO_INSTALL = "pip install 'pygrad-engine[plot]' (matplotlib)"
 
 
-def _save_matplotlib(losses, path, title, xlabel):
-    from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
+def have_matplotlib() -> bool:
+    """Whether matplotlib can be imported (plots need it)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A binary file whose contents replace path's when the block ends
+    without an exception; on any failure path is left as it was. A path that
+    is not a regular file (/dev/null) is written in place, as open() would.
+    (pygrad/_files.py on branch harden does this with fsync; one of them goes.)"""
+    target = os.path.realpath(os.fspath(path))
+    if os.path.exists(target) and not stat.S_ISREG(os.stat(target).st_mode):
+        if os.path.isdir(target):
+            raise IsADirectoryError(f"{os.fspath(path)!r} is a folder")
+        with open(target, "wb") as f:
+            yield f
+        return
+    folder, name = os.path.split(target)
+    temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+        os.replace(temp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.figure import Figure  # the Agg canvas, no pyplot
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _save(fig: Any, path: str | os.PathLike[str]) -> None:
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", dpi=100)
+
+
+def _thousands(ax_axis: Any) -> None:
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    ax_axis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10], integer=True))
+    ax_axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,.0f}"))
+
+
+def save_loss_plot(losses: Sequence[float], path: str | os.PathLike[str], title: str = "",
+                   xlabel: str = "iteration") -> None:
+    """Write the loss curve (one loss per iteration, numbered from 1) to path
+    as a PNG. The loss axis is logarithmic where every loss is positive and
+    they span more than a factor of ten, else linear; losses that are not
+    finite are left out. ImportError without matplotlib."""
+    import numpy as np
 
     y = np.asarray(losses, dtype=np.float64)
-    fig = Figure(figsize=(8, 5), layout="constrained")
+    x = np.arange(1, len(y) + 1)
+    shown = y[np.isfinite(y)]
+    fig = _figure(8, 5)
     ax = fig.subplots()
-    ax.plot(np.arange(1, len(y) + 1), np.where(y > 0, y, np.nan), linewidth=1)
-    ax.set_yscale("log")
-    ax.set(xlabel=xlabel, ylabel="loss", title=title)
+    ax.plot(x, np.where(np.isfinite(y), y, np.nan), linewidth=1.2, color="tab:blue")
+    if len(shown) and shown.min() > 0 and shown.max() > 10 * shown.min():
+        ax.set_yscale("log")
+    ax.set_title(title or "training loss")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("loss" + (" (log scale)" if ax.get_yscale() == "log" else ""))
+    ax.set_xlim(1, max(len(y), 2))
+    _thousands(ax.xaxis)
     ax.grid(True, which="major", alpha=0.4)
-    fig.savefig(path, dpi=100, format="png")
+    ax.grid(True, which="minor", alpha=0.15)
+    if len(shown):
+        ax.annotate(f"final loss {y[-1]:.4g}", xy=(1, 1), xycoords="axes fraction",
+                    xytext=(-8, -8), textcoords="offset points", ha="right", va="top")
+    _save(fig, path)
 
 
-def png_loss_plot(losses):
-    """The built-in plot's PNG file, as bytes."""
-    y = np.asarray(losses, dtype=np.float64)
-    keep = np.isfinite(y) & (y > 0)
-    if not keep.any():
-        raise ValueError("no positive, finite loss to plot on a log scale")
-    xs, ys = np.flatnonzero(keep), np.log10(y[keep])
-    lo_dec, hi_dec = int(np.floor(ys.min())), int(np.ceil(ys.max()))
-    hi_dec += hi_dec == lo_dec
-    w, h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
-    img = np.full((HEIGHT, WIDTH, 3), 255, dtype=np.uint8)
+def save_speed_plot(tables: Sequence[tuple[str, str, Sequence[dict[str, Any]]]],
+                    path: str | os.PathLike[str], title: str = "") -> None:
+    """Write the benchmark's speed tables to path as a PNG: one panel per
+    table (its title, its time unit, its rows), a bar per implementation at
+    its median time on a log axis, the whiskers its fastest and slowest
+    repeat. Rows are dicts with "impl", "median", "min", "max" (seconds per
+    unit). ImportError without matplotlib."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    def row(v):  # a log10 value's pixel row
-        return np.rint(TOP + (hi_dec - v) / (hi_dec - lo_dec) * (h - 1)).astype(int)
-
-    for d in range(lo_dec, hi_dec + 1):  # grid line and label at each power of ten
-        r = int(row(d))
-        img[r, LEFT:LEFT + w] = 210
-        _text(img, f"1E{d}" if d else "1", LEFT - 6, r - 5, right=True)
-    img[TOP:TOP + h, LEFT - 1] = img[TOP + h, LEFT - 1:LEFT + w] = 0  # the axes
-    _text(img, "1", LEFT, TOP + h + 8)
-    _text(img, str(len(y)), LEFT + w - 1, TOP + h + 8, right=True)
-
-    # The polyline through (x, log10 loss), x scaled to columns 0 .. w-1: a
-    # column spans the line's lowest to highest point between its edges.
-    cols = xs * (w - 1) / max(len(y) - 1, 1)
-    edges = np.interp(np.arange(w + 1) - 0.5, cols, ys)
-    lo, hi = np.minimum(edges[:-1], edges[1:]), np.maximum(edges[:-1], edges[1:])
-    np.minimum.at(lo, np.rint(cols).astype(int), ys)
-    np.maximum.at(hi, np.rint(cols).astype(int), ys)
-    first = np.rint(cols[0]).astype(int)  # no line before the first point or after the last
-    for c, top, bottom in zip(range(w), row(hi), row(lo)):
-        if first <= c <= cols[-1] + 0.5:
-            img[top:bottom + 2, LEFT + c] = (31, 119, 180)  # two pixels thick at least
-
-    raw = np.hstack([np.zeros((HEIGHT, 1), np.uint8), img.reshape(HEIGHT, -1)])  # filter 0 per row
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", WIDTH, HEIGHT, 8, 2, 0, 0, 0)) \
-        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + _chunk(b"IEND", b"")
-
-
-def _chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    tables = [t for t in tables if t[2]]
+    heights = [0.9 + 0.32 * len(rows) + 0.2 * (len(name) > 80) for name, _, rows in tables]
+    fig = _figure(10, sum(heights) + 0.6)
+    axes = fig.subplots(len(tables), 1, squeeze=False, height_ratios=heights)[:, 0]
+    for ax, (name, unit, rows) in zip(axes, tables):
+        scale, label = _time_unit(min(r["min"] for r in rows))
+        med = [r["median"] * scale for r in rows]
+        low = [(r["median"] - r["min"]) * scale for r in rows]
+        high = [(r["max"] - r["median"]) * scale for r in rows]
+        ys = range(len(rows))
+        ax.barh(ys, med, xerr=[low, high], color="tab:blue", alpha=0.8, capsize=3)
+        ax.set_yticks(list(ys), [r["impl"] for r in rows])
+        ax.invert_yaxis()  # the table's order, top down
+        ax.set_xscale("log")  # from a power of ten, so that bar lengths compare honestly
+        ax.set_xlim(left=10.0 ** math.floor(math.log10(min(m - lo for m, lo in zip(med, low)))))
+        plain = FuncFormatter(lambda x, _: f"{x:,.0f}" if x >= 1 else f"{x:g}")
+        ax.xaxis.set_major_formatter(plain)  # 1,000 rather than 10^3
+        narrow = max(r["max"] for r in rows) < 10 * min(r["min"] for r in rows)
+        ax.xaxis.set_minor_formatter(plain if narrow else NullFormatter())  # within a decade
+        ax.set_xlabel(f"{label} per {unit} (median; whiskers: fastest and slowest repeat)")
+        ax.set_title(textwrap.fill(name, 80), loc="left")
+        ax.grid(True, axis="x", which="both", alpha=0.3)
+        for yi, m, top in zip(ys, med, (r["max"] * scale for r in rows)):  # past the whisker
+            ax.annotate(f"{m:,.0f}" if m >= 100 else f"{m:.3g}", xy=(top, yi), xytext=(5, 0),
+                        textcoords="offset points", va="center", fontsize=8)
+        ax.margins(x=0.12)  # room for the last label
+    if title:
+        fig.suptitle(title)
+    _save(fig, path)
 
 
-def _text(img, s, x, y, right=False, scale=2):
-    """Draw s with its top left (or top right) corner at (x, y), in black."""
-    if right:
-        x -= 4 * scale * len(s) - scale
-    for ch in s:
-        for r, bits in enumerate(_FONT[ch]):
-            for c in range(3):
-                if int(bits) & (4 >> c):
-                    img[y + r * scale:y + (r + 1) * scale, x + c * scale:x + (c + 1) * scale] = 0
-        x += 4 * scale
+def _time_unit(seconds: float) -> tuple[float, str]:
+    """(factor, name) of the largest time unit that shows seconds as a number >= 1."""
+    for factor, name in ((1.0, "s"), (1e3, "ms"), (1e6, "us")):
+        if seconds * factor >= 1:
+            return factor, name
+    return 1e9, "ns"

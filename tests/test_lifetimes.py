@@ -427,7 +427,7 @@ def test_the_arena_gives_memory_back_and_stale_handles_stay_dead():
 FLAT_PROGRAM = r'''
 import json, resource, sys
 import pygrad
-from pygrad.workloads import W1
+from pygrad.runs import W1
 
 way, iters = sys.argv[1], int(sys.argv[2])
 

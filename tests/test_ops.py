@@ -13,7 +13,7 @@ from pygrad import reference
 from pygrad.engine import UNARY_OPS
 
 OPS = {op.name: op.code for op in pygrad._c.OPS}  # the C op table: name -> code
-from pygrad.workloads import rel_diff
+from helpers import rel_diff  # tests/helpers.py
 
 
 # Points where each unary op is smooth and real; ops not listed use ANY.

@@ -1,7 +1,8 @@
-"""The tutorials' workloads (spec/WORKLOADS.md), as pygrad.workloads defines
-them for the tests, the benchmarks and `pygrad train`: each trains, and
-gives the reference engine's numbers to the bit, PyTorch's (float64) to
-1e-12, or micrograd's, step for step."""
+"""The tutorials' workloads (spec/WORKLOADS.md), as pygrad.workloads (their
+loops) and pygrad.runs (`pygrad train`'s runs of them) define them for the
+tests, the benchmarks and the command line: each trains, and gives the
+reference engine's numbers to the bit, PyTorch's (float64) to 1e-12, or
+micrograd's, step for step; W2 gives micrograd's demo's numbers."""
 import math
 import random
 import types
@@ -13,9 +14,11 @@ from pygrad import MLP, Value, reference
 from pygrad.datasets import load_digits
 from pygrad.losses import hinge
 from pygrad.optim import SGD
-from pygrad.workloads import (W1, W1_XS, W1_YS, W2, W3, WORKLOADS, XOR_XS, XOR_YS, Digits, W1b,
-                              W1Torch, agrees, digits_loss, digits_split, rel_diff, train_w2,
-                              w4_numbers)
+from pygrad.runs import W1, W2, W3, WORKLOADS, Digits, W1b, W1Torch
+from pygrad.workloads import (W1_XS, W1_YS, XOR_XS, XOR_YS, agrees, digits_loss, digits_split,
+                              train_w2, w2_data, w4_numbers)
+
+from helpers import rel_diff  # tests/helpers.py
 
 
 def torch_twin(model, acts):
@@ -156,10 +159,9 @@ def test_w2_in_chunks_is_the_demo_loop():
 
 
 def test_w2_replayed_with_the_hinge_loss_is_the_demo_loop():
-    from pygrad.datasets import make_moons
-    X, y = make_moons(n_samples=100, noise=0.1)
+    X, y = w2_data()
     expected, _ = train_w2(pygrad, steps=4, X=X, y=y)
-    random.seed(0)
+    random.seed(1337)
     model = MLP(2, [16, 16, 1])
     scores = [model([Value(v) for v in row]) for row in X]
     tape = pygrad.Tape(hinge(scores, y, model.parameters(), alpha=1e-4))
@@ -169,6 +171,42 @@ def test_w2_replayed_with_the_hinge_loss_is_the_demo_loop():
         opt.lr = 1.0 - 0.9 * k / 100
         losses += tape.train(1, opt).tolist()
     assert losses == expected
+
+
+# micrograd's demo.ipynb as printed (karpathy/micrograd): "step k loss L, accuracy A%"
+DEMO_PRINTED = {0: (0.8958441028683222, 50.0), 1: (1.7235905336972022, 81.0),
+                2: (0.7429006313851131, 77.0), 3: (0.7705641260584198, 82.0),
+                4: (0.3692793385976538, 84.0), 5: (0.313545481918522, 86.0),
+                10: (0.24507023853658053, 91.0), 20: (0.18977522856087634, 91.0),
+                39: (0.05225659921975849, 98.0), 40: (0.06016009895234464, 100.0),
+                44: (0.045306841790015734, 100.0), 47: (0.03143222795751122, 100.0)}
+
+
+def test_w2_defaults_give_micrograds_demo_numbers():
+    """W2 at its defaults is the demo: the same data (make_moons as
+    scikit-learn draws it after np.random.seed(1337)), the same weights
+    (random.seed(1337)), the same losses and accuracies. The first loss is
+    the demo's to the bit; later ones to rounding (micrograd adds gradients
+    up in an order that follows object ids)."""
+    run = W2()
+    assert run.seed == 1337
+    losses, accuracies = [], []
+    for _ in range(48):
+        run.train(1, losses)
+        accuracies.append(run.acc * 100)
+    assert losses[0] == DEMO_PRINTED[0][0]
+    for k, (loss, acc) in DEMO_PRINTED.items():
+        assert rel_diff(losses[k], loss) < 1e-12 and accuracies[k] == acc, k
+
+
+def test_w2_data_is_the_demos():
+    datasets = pytest.importorskip("sklearn.datasets")
+    import numpy as np
+    np.random.seed(1337)  # the demo's cells, verbatim
+    X, y = datasets.make_moons(n_samples=100, noise=0.1)
+    y = y*2 - 1  # make y be -1 or 1
+    ours_X, ours_y = w2_data()
+    assert ours_X == X.tolist() and ours_y == y.tolist()
 
 
 # ---- W4: the lecture's worked numbers (seed 003) ------------------------------------

@@ -1,63 +1,118 @@
 """pygrad's benchmark suite: every workload, every implementation, one run.
 
-    pygrad bench [--quick] [--json results.json]
+    pygrad bench [--quick] [--repeats N] [--json results.json] [--plot speed.png]
     (or python -m pygrad.bench, or python benchmarks/run.py in a checkout)
 
-Runs, side by side in one process (the machines are shared and noisy, so
-only ratios measured together mean anything):
+Runs, side by side in one process, each implementation warmed up and then
+timed in interleaved repeats (pygrad/bench/timing.py: medians, spreads,
+ratios of medians):
 - W1, the tutorial network, three ways on pygrad: (a) the tutorial's own
   classes on pygrad.Value, (b) pygrad.nn with the tutorial's loop unchanged,
   (c) the fused loop (pygrad.Tape.train); beside the pure-Python reference
   engine (the tutorial's classes on pygrad.reference), PyTorch eager
-  (float64), numpy with hand-written backprop, and a hand-written C loop
-  compiled on the spot (pygrad/bench/loops.c).
-- W2, micrograd's demo: its loop on pygrad.nn, on the real `micrograd`
-  package (PyPI) and on the reference engine; the replayed loop; PyTorch,
-  numpy and C.
+  (float64), numpy with hand-written backprop, JAX (the whole loop one
+  jitted lax.fori_loop, float64) and a hand-written C loop compiled on the
+  spot (pygrad/bench/loops.c).
+- W2, micrograd's demo (its data and weights: seed 1337): its loop on
+  pygrad.nn, on the real `micrograd` package (PyPI) and on the reference
+  engine; the replayed loop (and its fast order, where pygrad.Tape has one);
+  PyTorch, numpy, JAX (lax.fori_loop) and C.
 - W5, scale: a 10,000,000-node chain replayed forward and backward, against
-  C over plain arrays; MNIST-shaped training, one sample per step.
-Each table gives the time, the ratios, and the final loss: every
-implementation must agree, or the suite exits 1. The same tables go to
---json. Benchmarks never run as part of the tests (tests/ checks the numbers).
+  C over plain arrays; MNIST-shaped training, one sample per step (JAX:
+  one lax.scan over the samples).
+The pure-Python engines are slow (ms per W1 iteration, a second or more per
+W2 step): they run fewer iterations and fewer repeats, compared per
+iteration. Each table gives the median time, the spread, the ratios and the
+final loss: every implementation's losses must agree (pygrad's with the
+reference's to the bit) and every repeat's with its first, or the suite
+exits 1. What cannot run here (a peer not installed, no C compiler) is named.
+The same tables go to --json, and as a picture to --plot. Benchmarks never
+run as part of the tests (tests/ checks the numbers).
 """
-import gc
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import inspect
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import time
 import types
+from typing import Any
 
 import pygrad
 from pygrad import reference
-from pygrad.cli import Parser
+from pygrad.cli import Parser, file_path, int_in
 from pygrad.losses import hinge
 from pygrad.optim import SGD
-from pygrad.workloads import (W1, W2_ALPHA, rel_diff, train_w1, train_w2, w1_model,
-                              w2_learning_rate)
+from pygrad.plot import HOW_TO_INSTALL, atomic_write, have_matplotlib, save_speed_plot
+from pygrad.runs import W1
+from pygrad.workloads import W2_ALPHA, W2_SEED, train_w1, train_w2, w1_model, w2_data, w2_learning_rate
 
-from . import baselines
+from . import baselines, jax_loops
+from .timing import Impl, measure, timed
 
 # One thread for every library: pygrad and the C loop use one, and on this
 # shared 2-core machine PyTorch's and numpy's thread pools slowed them 10-100x
-# whenever the other core was busy. The variables must be set before numpy
-# and torch load, so main() runs the suite in a fresh interpreter when they
-# are not; set them yourself to override.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# whenever the other core was busy. The variables must be set before numpy,
+# torch and jax load, so main() runs the suite in a fresh interpreter when
+# they are not; set them yourself to override.
+THREAD_VARIABLES = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                    "XLA_FLAGS": jax_loops.XLA_FLAGS, "JAX_PLATFORMS": "cpu"}
+TABLES = ("W1", "W2", "chain", "mnist")
 
 
-def timed(fn, *args, **kwargs):
-    gc.collect()  # don't bill a run for the previous run's garbage
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return time.perf_counter() - start, out
+def rel_diff(a, b):
+    """Relative difference of two results, 0 when they are equal (both inf too)."""
+    if a == b:
+        return 0.0
+    return abs(a - b) / max(abs(a), abs(b), 1e-300)
 
 
-def row(impl, seconds, iters, losses):
-    """One line of a table: an implementation's time over iters iterations."""
-    return {"impl": impl, "iters": iters, "seconds": seconds, "us_per_iter": 1e6 * seconds / iters,
-            "final_loss": losses[-1], "losses": losses}
+def _losses(result):
+    """{"seconds", "losses"} of a timed(...) whose function returned the losses."""
+    return {"seconds": result["seconds"], "losses": list(result["out"])}
+
+
+# ---- what can run here ----------------------------------------------------------
+
+class Peers:
+    """Which of the other implementations can run here; what cannot is
+    noted in `missing`, for the output."""
+
+    def __init__(self):
+        self.missing: list[str] = []
+        self.torch = self._module("torch", "PyTorch", "pip install torch")
+        self.jax = self._module("jax", "JAX", "pip install jax")
+        self.micrograd = self._module("micrograd", "micrograd", "pip install 'pygrad-engine[bench]'")
+        try:
+            self.c = baselines.build_c() is not None
+            if not self.c:
+                self.missing.append("C by hand: no C compiler found (set CC, or install cc, "
+                                    "gcc or clang)")
+        except RuntimeError as e:
+            self.c = False
+            self.missing.append(f"C by hand: {str(e).splitlines()[0]}")
+        self.fast_order = "order" in inspect.signature(pygrad.Tape).parameters
+        if not self.fast_order:
+            self.missing.append("the Tape fast-order rows: this pygrad's Tape takes no order= "
+                                "argument")
+
+    def _module(self, module, name, how):
+        if importlib.util.find_spec(module) is not None:
+            return True
+        self.missing.append(f"{name}: not installed ({how})")
+        return False
+
+
+def tape(loss, fast=False):
+    """A Tape of loss, in the fast order if asked (where Tape has one: Peers)."""
+    make: Any = pygrad.Tape
+    return make(loss, order="fast") if fast else make(loss)
 
 
 # ---- W1 ---------------------------------------------------------------------
@@ -68,120 +123,99 @@ def w1_fused(iters, seed):
     return W1(seed=seed, way="tape").train(iters)
 
 
-def bench_w1(iters, ref_iters, seed):
-    params = baselines.init_params(*baselines.W1_SIZES, seed=seed)
-    rows = []
+def w1_impls(a, peers):
+    params = baselines.init_params(*baselines.W1_SIZES, seed=a.w1_seed)
+    seed, n, r = a.w1_seed, a.w1_iters, a.repeats
 
-    s, h = timed(train_w1, w1_model(reference, "tutorial", seed), ref_iters)
-    rows.append(row("reference (pure Python)", s, ref_iters, h))
-    s, h = timed(train_w1, w1_model(pygrad, "tutorial", seed), iters)
-    rows.append(row("pygrad (a) tutorial classes", s, iters, h))
-    s, h = timed(train_w1, w1_model(pygrad, "nn", seed), iters)
-    rows.append(row("pygrad (b) pygrad.nn, same loop", s, iters, h))
-    s, h = timed(w1_fused, iters, seed)
-    rows.append(row("pygrad (c) Tape.train", s, iters, h))
-    rows += run_baselines("w1", iters, params, iters)
-    return rows
+    def loop(engine, way):
+        return lambda k: _losses(timed(train_w1, w1_model(engine, way, seed), k))
+
+    impls = [Impl("reference (pure Python)", loop(reference, "tutorial"), a.ref_iters, a.slow_repeats),
+             Impl("pygrad (a) tutorial classes", loop(pygrad, "tutorial"), n, r),
+             Impl("pygrad (b) pygrad.nn, same loop", loop(pygrad, "nn"), n, r),
+             Impl("pygrad (c) Tape.train", lambda k: _losses(timed(w1_fused, k, seed)), n, r)]
+    return impls + peer_impls(peers, "w1", n, r, params)
 
 
 # ---- W2 ---------------------------------------------------------------------
 
-def w2_replayed(steps, seed, X, y):
+def w2_replayed(steps, seed, X, y, fast=False):
     """W2 with the graph built once: input leaves, pygrad.losses.hinge, and
     one Tape.train step per learning rate of the schedule."""
-    import random
     random.seed(seed)
     model = pygrad.MLP(2, [16, 16, 1])
     scores = [model([pygrad.Value(v) for v in row]) for row in X]
-    tape = pygrad.Tape(hinge(scores, y, model.parameters(), alpha=W2_ALPHA))
+    replay = tape(hinge(scores, y, model.parameters(), alpha=W2_ALPHA), fast)
     opt = SGD(model.parameters(), lr=1.0)
     losses = []
     for k in range(steps):
         opt.lr = w2_learning_rate(k)
-        losses += tape.train(1, opt).tolist()
+        losses += replay.train(1, opt).tolist()
     return losses
 
 
 def micrograd_engine():
-    try:
-        import micrograd.engine
-        import micrograd.nn
-    except ImportError:
-        return None
+    import micrograd.engine
+    import micrograd.nn
     return types.SimpleNamespace(Value=micrograd.engine.Value, MLP=micrograd.nn.MLP)
 
 
-def bench_w2(steps, slow_steps, seed):
-    from pygrad.datasets import make_moons
-    X, y = make_moons(n_samples=100, noise=0.1)
+def w2_impls(a, peers):
+    seed, n, r = a.w2_seed, a.w2_steps, a.repeats
+    X, y = w2_data(seed)
     params = baselines.init_params(*baselines.W2_SIZES, seed=seed, zero_bias=True)
-    rows = []
 
-    mg = micrograd_engine()
-    if mg is None:
-        print("  (skipping micrograd: pip install micrograd)")
-    else:
-        s, (h, _) = timed(train_w2, mg, slow_steps, seed, X, y)
-        rows.append(row("micrograd (PyPI)", s, slow_steps, h))
-    s, (h, _) = timed(train_w2, reference, slow_steps, seed, X, y)
-    rows.append(row("reference (pure Python)", s, slow_steps, h))
-    s, (h, _) = timed(train_w2, pygrad, steps, seed, X, y)
-    rows.append(row("pygrad.nn, demo loop unchanged", s, steps, h))
-    s, h = timed(w2_replayed, steps, seed, X, y)
-    rows.append(row("pygrad Tape, replayed", s, steps, h))
-    rows += run_baselines("w2", steps, params, X, y, steps)
-    return rows
+    def demo(engine):
+        return lambda k: _losses(timed(lambda: train_w2(engine(), k, seed, X, y)[0]))
+
+    impls = []
+    if peers.micrograd:
+        impls.append(Impl("micrograd (PyPI)", demo(micrograd_engine), a.w2_slow_steps, a.slow_repeats))
+    impls += [Impl("reference (pure Python)", demo(lambda: reference), a.w2_slow_steps, a.slow_repeats),
+              Impl("pygrad.nn, demo loop unchanged", demo(lambda: pygrad), n, r),
+              Impl("pygrad Tape, replayed", lambda k: _losses(timed(w2_replayed, k, seed, X, y)), n, r)]
+    if peers.fast_order:
+        impls.append(Impl("pygrad Tape, replayed, fast order",
+                          lambda k: _losses(timed(w2_replayed, k, seed, X, y, True)), n, r, exact=False))
+    return impls + peer_impls(peers, "w2", n, r, params, X, y)
 
 
 # ---- W5 ---------------------------------------------------------------------
 
-def bench_chain(steps):
-    """y = (y * a + b).tanh(), `steps` times: 3 nodes a step."""
-    a, b, y0 = pygrad.Value(0.5), pygrad.Value(0.25), pygrad.Value(0.1)
-    start = time.perf_counter()
-    y = y0
-    for _ in range(steps):
-        y = (y * a + b).tanh()
-    build = time.perf_counter() - start
-    tape = pygrad.Tape(y)
-    tape.forward()  # the first run touches the tape's fresh memory
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        tape.forward()
-        t1 = time.perf_counter()
-        tape.backward()
-        times.append((t1 - t0, time.perf_counter() - t1))
-    fwd, bwd = min(times, key=sum)
-    ours = {"impl": "pygrad Tape replay", "nodes": len(tape), "seconds_forward": fwd,
-            "seconds_backward": bwd, "seconds": fwd + bwd, "build_seconds": build,
-            "final_value": y.data, "grad_a": a.grad, "grad_b": b.grad}
-    rows = [ours]
-    c = baselines.chain_c(steps)
-    if c is not None:
-        c["impl"] = "C by hand, plain arrays"
-        rows.append(c)
-    del tape, y
-    return rows
+def chain_impls(a, peers):
+    """y = (y * a + b).tanh(), a.chain_steps times (3 nodes a step), built
+    once; each run replays it forward and backward. Its "losses" are the
+    final value and the gradients of a and b, checked like losses."""
+    built: dict[str, Any] = {}
+
+    def replay(_):
+        if not built:  # the first (warm-up) run builds the chain, timed apart
+            x, b, y0 = pygrad.Value(0.5), pygrad.Value(0.25), pygrad.Value(0.1)
+            start = time.perf_counter()
+            y = y0
+            for _ in range(a.chain_steps):
+                y = (y * x + b).tanh()
+            built.update(build=time.perf_counter() - start, tape=pygrad.Tape(y), ends=(y, x, b))
+            built["tape"].forward()  # the first run touches the tape's fresh memory
+        y, x, b = built["ends"]
+        start = time.perf_counter()
+        built["tape"].forward()
+        built["tape"].backward()
+        return {"seconds": time.perf_counter() - start, "losses": [y.data, x.grad, b.grad]}
+
+    def c(_):
+        out = baselines.chain_c(a.chain_steps)
+        return {"seconds": out["seconds"], "losses": [out["final_value"], out["grad_a"], out["grad_b"]]}
+
+    nodes = 3 * a.chain_steps + 3
+    impls = [Impl("pygrad Tape replay", replay, nodes, a.repeats, warmup=nodes)]
+    if peers.c:
+        impls.append(Impl("C by hand, plain arrays", c, nodes, a.repeats, warmup=nodes,
+                          exact=False))  # its backward adds a's and b's terms in another order
+    return impls, built
 
 
-def run_baselines(workload, iters, *args, **kwargs):
-    """Rows for PyTorch, numpy and C (pygrad/bench/baselines.py) on a workload;
-    an implementation that cannot run here (no torch, no compiler) is skipped."""
-    rows = []
-    for name, kind in (("PyTorch eager float64", "torch"), ("numpy by hand", "numpy"),
-                       ("C by hand", "c")):
-        try:
-            out = getattr(baselines, f"{workload}_{kind}")(*args, **kwargs)
-        except ImportError as e:
-            out = None
-            print(f"  (skipping {name}: {e})")
-        if out is not None:  # None: no C compiler here
-            rows.append(row(name, out["seconds"], iters, out["losses"]))
-    return rows
-
-
-def mnist_pygrad(params, X, Y, steps, lr):
+def mnist_pygrad(params, X, Y, steps, lr, fast=False):
     """One sample per step, by replay: the graph of MLP(784, [128, 10]) and a
     softmax cross-entropy is built once over input leaves (the pixels and
     the one-hot label), and Tape.train feeds it a row of data per step."""
@@ -193,132 +227,234 @@ def mnist_pygrad(params, X, Y, steps, lr):
     logits = model(x)
     loss = sum(z.exp() for z in logits).log() - sum(ti * z for ti, z in zip(t, logits))
     data = np.hstack([X[:steps], np.eye(10)[Y[:steps]]])
+    replay, opt = tape(loss, fast), SGD(model.parameters(), lr=lr)
     start = time.perf_counter()
-    losses = pygrad.Tape(loss).train(steps, SGD(model.parameters(), lr=lr), inputs=x + t, data=data)
-    return time.perf_counter() - start, steps, losses.tolist()
+    losses = replay.train(steps, opt, inputs=x + t, data=data)
+    return {"seconds": time.perf_counter() - start, "losses": losses.tolist()}
 
 
-def bench_mnist(steps):
-    X, Y = baselines.synthetic_mnist(max(steps, 1), seed=0)
+def mnist_impls(a, peers):
+    n, r = a.mnist_steps, a.repeats
+    X, Y = baselines.synthetic_mnist(n, seed=0)
     params = baselines.mnist_params(0)
-    rows = []
-    rows.append(row("pygrad Tape.train", *mnist_pygrad(params, X, Y, steps, 0.01)))
-    return rows + run_baselines("mnist", steps, params, X, Y, batch=1, steps=steps, lr=0.01)
+    impls = [Impl("pygrad Tape.train", lambda k: mnist_pygrad(params, X, Y, k, 0.01), n, r)]
+    if peers.fast_order:
+        impls.append(Impl("pygrad Tape.train, fast order",
+                          lambda k: mnist_pygrad(params, X, Y, k, 0.01, True), n, r, exact=False))
+    return impls + peer_impls(peers, "mnist", n, r, params, X, Y, lr=0.01)
+
+
+def peer_impls(peers, workload, n, r, *args, **kwargs):
+    """PyTorch, numpy, JAX and C (baselines.py, jax_loops.py) on a workload,
+    those that can run here; an MNIST run takes steps=, the others iters."""
+    names = [("PyTorch eager float64", peers.torch, baselines, "torch"),
+             ("numpy by hand", True, baselines, "numpy"),
+             ("JAX jit, " + ("lax.scan" if workload == "mnist" else "lax.fori_loop"), peers.jax,
+              jax_loops, "jax"),
+             ("C by hand", peers.c, baselines, "c")]
+    impls = []
+    for name, here, module, kind in names:
+        if here:
+            fn = getattr(module, f"{workload}_{kind}")
+            run = (lambda k, fn=fn: fn(*args, steps=k, **kwargs)) if workload == "mnist" else \
+                (lambda k, fn=fn: fn(*args, k, **kwargs))
+            impls.append(Impl(name, run, n, r, warmup=n if kind == "jax" else 0,
+                              exact=kind == "c" and workload == "w1"))
+    return impls
 
 
 # ---- the tables ---------------------------------------------------------------
 
-def table(title, rows, base, floor, unit="iter"):
-    """Print rows with their ratios to `base` (how much faster) and to `floor` (C),
-    per iteration (runs with fewer iterations are compared per iteration)."""
-    by = {r["impl"]: r for r in rows}
-    print(f"\n{title}\n(speed-up: how many times faster than {base}; x C: time over the C loop's)")
-    print(f"{'implementation':<34} {'us/' + unit:>12} {'speed-up':>9} {'x C':>7}  final loss")
-    ref = by.get(base)
+def _num(x):
+    """A time, 4 significant digits or so, without an exponent."""
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:,.0f}" if x >= 1000 else f"{x:.1f}" if x >= 100 else f"{x:.2f}" if x >= 10 \
+        else f"{x:.3f}"
+
+
+def table(title, rows, base, floor, unit):
+    """Print rows with their medians, spreads and ratios (per iteration) to
+    `base` (how many times faster) and to `floor` (C): the ratios of medians."""
+    by = {r.name: r for r in rows}
+    scale, label = (1e9, "ns") if min(r.median for r in rows) < 1e-6 else (1e6, "us")
+    print(f"\n{title}\n(median of the repeats, [fastest, slowest]; speed-up: how many times "
+          f"faster than {base}; x C: time over the C loop's)")
+    print(f"{'implementation':<36} {'iters':>7} {'reps':>4} {label + '/' + unit:>11} "
+          f"{'[fastest, slowest]':>22} {'speed-up':>9} {'x C':>8}  final loss")
     for r in rows:
-        speedup = ref["us_per_iter"] / r["us_per_iter"] if ref else float("nan")
-        vs_c = r["us_per_iter"] / by[floor]["us_per_iter"] if floor in by else float("nan")
-        r["speedup_vs_" + base.split()[0]] = speedup
-        r["x_c_time"] = vs_c
-        print(f"{r['impl']:<34} {r['us_per_iter']:>12.2f} {speedup:>9.1f} {vs_c:>7.2f}  "
-              f"{r['final_loss']!r}" + (f" (after {r['iters']})" if r["iters"] != rows[-1]["iters"]
-                                        else ""))
+        speedup = by[base].median / r.median if base in by else math.nan
+        vs_c = r.median / by[floor].median if floor in by else math.nan
+        spread = f"[{_num(r.fastest * scale)}, {_num(r.slowest * scale)}]"
+        print(f"{r.name:<36} {r.impl.iters:>7} {len(r.seconds):>4} {_num(r.median * scale):>11} "
+              f"{spread:>22} {_num(speedup):>9} {_num(vs_c):>8}  {r.losses[-1]!r}")
+    for r in rows:
+        if r.compile_seconds is not None:
+            print(f"  {r.name}: compiled once in {r.compile_seconds:.2f} s (not in its times)")
 
 
-def agreement(rows, n_common, name, tol, others_tol=1e-9):
-    """Largest relative difference of every row's losses from the first row's,
-    over the iterations they share (at most n_common): at most tol for
-    pygrad's rows, others_tol for implementations with other arithmetic."""
-    first = rows[0]["losses"]
+def agreement(rows, name, tol, others_tol=1e-9):
+    """Whether every row's losses agree with the first row's over the
+    iterations they share: to tol for pygrad's exact rows, others_tol for
+    implementations with other arithmetic; and every repeat with its first."""
+    first = rows[0].losses
     worst = {}
     for r in rows[1:]:
-        n = min(n_common, len(first), len(r["losses"]))
-        worst[r["impl"]] = max(rel_diff(a, b) for a, b in zip(first[:n], r["losses"][:n]))
-    print(f"  losses agree with {rows[0]['impl']}'s step for step: largest relative difference "
+        n = min(len(first), len(r.losses))
+        worst[r.name] = max(rel_diff(a, b) for a, b in zip(first[:n], r.losses[:n]))
+    print(f"  losses agree with {rows[0].name}'s step for step: largest relative difference "
           + ", ".join(f"{k} {v:.2g}" for k, v in worst.items()))
-    bad = {k: v for k, v in worst.items() if v > (tol if k.startswith("pygrad") else others_tol)}
+    bad = {r.name: worst[r.name] for r in rows[1:]
+           if worst[r.name] > (tol if r.impl.exact else others_tol)}
     if bad:
         print(f"  FAIL ({name}): too far apart (pygrad: {tol:g}, others: {others_tol:g}): {bad}")
-    return not bad
+    unrepeatable = [r.name for r in rows if not r.repeatable]
+    if unrepeatable:
+        print(f"  FAIL ({name}): a repeat gave other losses than the first: {unrepeatable}")
+    return not bad and not unrepeatable
+
+
+# ---- the command line ------------------------------------------------------------
+
+def parse(argv):
+    ap = Parser(prog="pygrad bench", description=__doc__.splitlines()[0] + " Each implementation "
+                "is warmed up, then timed in interleaved repeats: medians, spreads, ratios of "
+                "medians.")
+    count = int_in(1, 10**9)
+    ap.add_argument("--quick", action="store_true", help="short runs and 3 repeats (about a minute)")
+    ap.add_argument("--repeats", type=int_in(1, 1000), help="timed repeats per implementation "
+                    "(default 5; --quick 3)")
+    ap.add_argument("--slow-repeats", type=int_in(1, 1000),
+                    help="repeats of the pure-Python reference and micrograd (default 3; --quick 1)")
+    ap.add_argument("--w1-iters", type=count, help="W1 iterations (default 100000; --quick 3000)")
+    ap.add_argument("--ref-iters", type=count,
+                    help="W1 iterations of the pure-Python reference (default 2000; --quick 300)")
+    ap.add_argument("--w2-steps", type=count, help="W2 steps (default 100)")
+    ap.add_argument("--w2-slow-steps", type=count,
+                    help="W2 steps of micrograd and the reference (default 3; --quick 2)")
+    ap.add_argument("--chain-steps", type=count, help="W5 chain steps, 3 nodes each "
+                    "(default 3333334: 10,000,005 nodes; --quick 333334)")
+    ap.add_argument("--mnist-steps", type=count, help="W5 MNIST samples (default 1000; --quick 100)")
+    ap.add_argument("--seed", type=int_in(0, 2**32 - 1),
+                    help=f"the seed of every workload (default: W1 0, W2 {W2_SEED} as micrograd's demo)")
+    ap.add_argument("--only", metavar="TABLES", type=_tables,
+                    help=f"run only these tables, comma-separated, of {', '.join(TABLES)}")
+    ap.add_argument("--json", metavar="PATH", type=file_path(),
+                    help="also write every table as JSON (its folder must exist)")
+    ap.add_argument("--plot", metavar="PATH.png", type=file_path(".png"),
+                    help=f"also draw the speed tables as a PNG (needs matplotlib: {HOW_TO_INSTALL})")
+    a = ap.parse_args(argv)
+    if a.plot and not have_matplotlib():
+        ap.error(f"argument --plot: needs matplotlib ({HOW_TO_INSTALL})")
+    q = a.quick
+    defaults = dict(repeats=3 if q else 5, slow_repeats=1 if q else 3, w1_iters=3000 if q else 100_000,
+                    ref_iters=300 if q else 2000, w2_steps=100, w2_slow_steps=2 if q else 3,
+                    chain_steps=333_334 if q else 3_333_334, mnist_steps=100 if q else 1000,
+                    only=TABLES)
+    for k, v in defaults.items():
+        if getattr(a, k) is None:
+            setattr(a, k, v)
+    a.w1_seed = 0 if a.seed is None else a.seed
+    a.w2_seed = W2_SEED if a.seed is None else a.seed
+    return a
+
+
+def _tables(text):
+    names = [t.strip() for t in text.split(",")]
+    unknown = [t for t in names if t not in TABLES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown table {unknown[0] if unknown else text!r} "
+                                         f"(choose from {', '.join(TABLES)})")
+    return tuple(names)
 
 
 def main(argv=None):
     """Run the suite with argv's options (default sys.argv[1:]); return the
-    exit status: 0, 1 if implementations disagree, 2 for bad arguments."""
+    exit status: 0, 1 if implementations disagree (or --json or --plot
+    cannot be written), 2 for bad arguments (checked before anything runs)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not all(v in os.environ for v in THREAD_VARIABLES):
-        env = dict(os.environ)
-        for v in THREAD_VARIABLES:
-            env.setdefault(v, "1")
-        return subprocess.call([sys.executable, "-m", "pygrad.bench", *argv], env=env)
-    ap = Parser(prog="pygrad bench", description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="short runs (a few minutes less)")
-    ap.add_argument("--w1-iters", type=int, help="W1 iterations (default 100000; --quick 3000)")
-    ap.add_argument("--ref-iters", type=int,
-                    help="W1 iterations of the pure-Python reference (default: as --w1-iters)")
-    ap.add_argument("--w2-steps", type=int, default=100, help="W2 steps (default 100)")
-    ap.add_argument("--w2-slow-steps", type=int,
-                    help="W2 steps of micrograd and the reference (default 100; --quick 5)")
-    ap.add_argument("--chain-steps", type=int, help="W5 chain steps, 3 nodes each "
-                    "(default 3333334: 10,000,001 nodes; --quick 333334)")
-    ap.add_argument("--mnist-steps", type=int, help="W5 MNIST samples (default 1000; --quick 100)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", metavar="PATH", help="also write every table as JSON")
     try:
-        args = ap.parse_args(argv)
+        a = parse(argv)
     except SystemExit as e:
         return e.code
-    q = args.quick
-    w1_iters = args.w1_iters or (3000 if q else 100_000)
-    ref_iters = args.ref_iters or w1_iters
-    slow = args.w2_slow_steps or (5 if q else args.w2_steps)
-    chain = args.chain_steps or (333_334 if q else 3_333_334)
-    mnist = args.mnist_steps or (100 if q else 1000)
+    if not all(v in os.environ for v in THREAD_VARIABLES):
+        env = {**THREAD_VARIABLES, **os.environ}
+        return subprocess.call([sys.executable, "-m", "pygrad.bench", *argv], env=env)
+    return run_suite(a)
+
+
+def run_suite(a):
     print(f"pygrad {pygrad.__version__} benchmarks, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} cores")
-    ok = True
-    results = {}
+          f"{os.cpu_count()} cores; {a.repeats} repeats, interleaved, after a warm-up "
+          f"(the pure-Python engines: {a.slow_repeats})")
+    peers = Peers()
+    for note in peers.missing:
+        print(f"  not run here: {note}")
+    ok, results, tables = True, {}, []
 
-    w1 = bench_w1(w1_iters, ref_iters, args.seed)
-    table(f"W1: MLP(3, [4, 4, 1]) tanh, seed {args.seed}, {w1_iters} iterations", w1,
-          "reference (pure Python)", "C by hand")
-    ok &= agreement(w1, min(w1_iters, ref_iters), "W1", 1e-12)
-    results["W1"] = w1
+    if "W1" in a.only:
+        rows = measure(w1_impls(a, peers), "W1")
+        title = f"W1: MLP(3, [4, 4, 1]) tanh, seed {a.w1_seed}, {a.w1_iters} iterations"
+        table(title, rows, "reference (pure Python)", "C by hand", "iter")
+        ok &= agreement(rows, "W1", 1e-12)
+        results["W1"] = [r.as_dict() for r in rows]
+        tables.append((title, "iteration", rows))
 
-    w2 = bench_w2(args.w2_steps, slow, args.seed)
-    base = "micrograd (PyPI)" if any(r["impl"] == "micrograd (PyPI)" for r in w2) else \
-        "reference (pure Python)"
-    table(f"W2: micrograd's demo, MLP(2, [16, 16, 1]), {args.w2_steps} steps", w2, base,
-          "C by hand", unit="step")
-    ok &= agreement(w2, slow, "W2", 1e-9)
-    results["W2"] = w2
+    if "W2" in a.only:
+        rows = measure(w2_impls(a, peers), "W2")
+        base = rows[0].name  # micrograd where installed, else the reference
+        title = f"W2: micrograd's demo, MLP(2, [16, 16, 1]), seed {a.w2_seed}, {a.w2_steps} steps"
+        table(title, rows, base, "C by hand", "step")
+        ok &= agreement(rows, "W2", 1e-9)
+        results["W2"] = [r.as_dict() for r in rows]
+        tables.append((title, "step", rows))
 
-    ch = bench_chain(chain)
-    print(f"\nW5: a chain of {ch[0]['nodes']:,} nodes, y = (y * a + b).tanh(), forward + backward")
-    for r in ch:
-        r["ns_per_node"] = 1e9 * r["seconds"] / r["nodes"]
-        print(f"{r['impl']:<34} forward {r['seconds_forward']:.3f} s, backward "
-              f"{r['seconds_backward']:.3f} s, {r['ns_per_node']:.2f} ns/node, "
-              f"value {r['final_value']!r}, grad a {r['grad_a']!r}")
-    if len(ch) == 2:
-        ratio = ch[0]["seconds"] / ch[1]["seconds"]
-        print(f"  replay costs {ratio:.2f}x the C loop per node (built from Python in "
-              f"{ch[0]['build_seconds']:.1f} s)")
-        same = rel_diff(ch[0]["grad_a"], ch[1]["grad_a"]) < 1e-9 and \
-            rel_diff(ch[0]["final_value"], ch[1]["final_value"]) < 1e-12
-        if not same:
-            print("  FAIL (chain): the C loop and pygrad disagree")
-        ok &= same
-    results["W5_chain"] = ch
+    if "chain" in a.only:
+        impls, built = chain_impls(a, peers)
+        rows = measure(impls, "W5 chain")
+        title = (f"W5: a chain of {rows[0].impl.iters:,} nodes, y = (y * a + b).tanh(), "
+                 "forward + backward")
+        table(title, rows, rows[0].name, "C by hand, plain arrays", "node")
+        print(f"  (the chain was built from Python once, in {built['build']:.1f} s; \"losses\": "
+              "the final value and the gradients of a and b)")
+        ok &= agreement(rows, "chain", 1e-12)
+        results["W5_chain"] = [r.as_dict() for r in rows]
+        tables.append((title, "node", rows))
+        built.clear()
 
-    mn = bench_mnist(mnist)
-    table(f"W5: MNIST-shaped MLP(784, [128, 10]), softmax cross-entropy, SGD, {mnist} samples "
-          "one at a time", mn, "PyTorch eager float64", "C by hand", unit="sample")
-    ok &= agreement(mn, mnist, "MNIST", 1e-9)
-    results["W5_mnist"] = mn
+    if "mnist" in a.only:
+        rows = measure(mnist_impls(a, peers), "W5 MNIST")
+        title = (f"W5: MNIST-shaped MLP(784, [128, 10]), softmax cross-entropy, SGD, "
+                 f"{a.mnist_steps} samples one at a time")
+        table(title, rows, "PyTorch eager float64", "C by hand", "sample")
+        ok &= agreement(rows, "MNIST", 1e-9)
+        results["W5_mnist"] = [r.as_dict() for r in rows]
+        tables.append((title, "sample", rows))
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"python": sys.version.split()[0], "pygrad": pygrad.__version__,
-                       "results": results}, f, indent=1, default=float)
-    return 0 if ok else 1
+    status = 0 if ok else 1
+    if a.json:
+        record = {"python": sys.version.split()[0], "pygrad": pygrad.__version__,
+                  "cores": os.cpu_count(), "settings": {k: getattr(a, k) for k in vars(a)},
+                  "not_run": peers.missing, "results": results}
+        status = max(status, _write(a.json, lambda f: f.write(
+            json.dumps(record, indent=1, default=float).encode())))
+    if a.plot:
+        status = max(status, _write(a.plot, None, tables))
+    return status
+
+
+def _write(path, write, tables=None):
+    """Write --json (write(f)) or --plot (tables); a failure is one line on
+    stderr and status 1, not a traceback after the whole suite."""
+    try:
+        if tables is None:
+            with atomic_write(path) as f:
+                write(f)
+        else:
+            save_speed_plot([(title, unit, [r.as_dict() for r in rows]) for title, unit, rows in tables],
+                            path, title=f"pygrad {pygrad.__version__} bench: time per unit, log scale")
+    except OSError as e:
+        print(f"pygrad bench: error: writing {path}: {e}", file=sys.stderr)
+        return 1
+    print(f"{'speed tables drawn in' if tables else 'tables written to'} {path}")
+    return 0
