@@ -242,9 +242,10 @@ class _CNet:
                     break
         one = self.nout == 1
         out = NULL if one else _c.ids(self.nout)
-        node = _mlp(self.params.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
+        node = _mlp(self.params.array, self.params.n, self.sizes, self.acts, self.nlayers, ids,
+                    len(ids), nums, len(nums) if nums else 0, out, self.nout, _c.WHERE)
         if node < 0:
-            _fail(node, f"{self.name} forward, an activation")
+            raise _c.mlp_error(node, f"{self.name} forward")
         if one:  # (_made, written out: a hot path)
             y = _new(Value)
             y._id, y._a, y._b = node, None, None
