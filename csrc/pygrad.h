@@ -33,7 +33,7 @@ typedef int64_t pg_id;
 enum pg_status {
     PG_OK = 0,
     PG_ENOMEM = -1,    /* an allocation failed */
-    PG_ELIMIT = -2,    /* the arena's node limit is reached */
+    PG_ELIMIT = -2,    /* the arena's node limit, or a node's reference count limit */
     PG_EBADID = -3,    /* not a live node handle */
     PG_EBADOP = -4,    /* no such op, or the op does not take these operands */
     PG_EDOM = -5,      /* math domain error: the result would not be real */

@@ -7,7 +7,7 @@ const char *pg_strerror(int status) {
     switch (status) {
     case PG_OK: return "ok";
     case PG_ENOMEM: return "out of memory";
-    case PG_ELIMIT: return "the arena's node limit is reached";
+    case PG_ELIMIT: return "the arena's node limit (or a node's reference count limit) is reached";
     case PG_EBADID: return "not a live node (its handle is stale or invalid)";
     case PG_EBADOP: return "bad op or operand";
     case PG_EDOM: return "math domain error";
