@@ -124,7 +124,8 @@ typedef struct pg__handles {
 } pg__handles;
 
 /* Every call on many nodes (pg_gather, pg_scatter, pg_mlp, pg_loss,
- * pg_optim_new, the tapes) starts here, under the lock that the caller holds.
+ * pg_optim_new; the tapes' once tape.c calls it) starts here, under the lock
+ * that the caller holds.
  * pg__many:
  *   1. looks up the handles of arrays[0 .. count) into slots, one array after
  *      the other: into buf if it is not NULL (it must hold the sum of their n),
