@@ -1,5 +1,6 @@
-/* arena.c: the node arena (see the legend in arena.h): allocation, handles,
- * reference counts, the free list and the lock. */
+/* arena.c: the node arena (see the legend in arena.h): the lock, allocation,
+ * making and freeing nodes, giving memory back, the public calls that read
+ * and write nodes, and pg__many, the way in of every call on many nodes. */
 #include "arena.h"
 
 #include <math.h>
@@ -147,7 +148,7 @@ static void pg__drop_scratch(void **buf, size_t *cap, size_t keep) {
  * of the slots kept: O(slots kept), a quarter of those given back. */
 static void pg__trim(void) {
     uint32_t top = pg__A.free_above;
-    while (top > 1 && pg__A.nodes[top - 1].op == PG__FREE_SLOT) {
+    while (top > 1 && pg__A.nodes[top - 1].op == PG_OP_FREE) {
         top--;
         if (pg__A.nodes[top].gen >= pg__A.fresh_gen)
             pg__A.fresh_gen = pg__next_gen(pg__A.nodes[top].gen);
@@ -159,7 +160,7 @@ static void pg__trim(void) {
     pg__A.size = top;
     pg__A.free_head = 0;
     for (uint32_t i = top; i-- > 1;) { /* lowest first: new nodes fill the bottom */
-        if (pg__A.nodes[i].op == PG__FREE_SLOT) {
+        if (pg__A.nodes[i].op == PG_OP_FREE) {
             pg__A.nodes[i].next = pg__A.free_head;
             pg__A.free_head = i;
         }
@@ -261,7 +262,7 @@ pg_id pg_child(pg_id id, int c) {
 int pg_retain(pg_id id) {
     int r = PG_OK;
     PG__WITH_NODE(id, PG_EBADID,
-                  if (n_->refs == UINT32_MAX) r = PG_ELIMIT; else n_->refs++);
+                  if (pg__ref_room(i_, 1)) n_->refs++; else r = PG_ELIMIT);
     pg__unlock();
     return r;
 }
@@ -274,30 +275,77 @@ int pg_release(pg_id id) {
 }
 
 // ----------------------------------------------------------------------------
-// public: many nodes in one call
+// calls on many nodes
 
-int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok) {
-    for (int64_t i = 0; i < n; i++)
-        if (!(out[i] = pg__lookup(ids[i])) && !(zero_ok && ids[i] == 0)) return PG_EBADID;
+/* See arena.h. */
+int pg__many(const pg__handles *arrays, int count, uint32_t *buf, int64_t spare, int64_t refs,
+             int64_t nodes, uint32_t **slots, pg_where *where) {
+    int64_t total = 0;
+    for (int a = 0; a < count; a++) {
+        const pg__handles *h = &arrays[a];
+        if (h->n < 0) return pg__blame(where, PG_ESIZE, h->arg, -1);
+        if (h->n > 0 && !h->ids) return pg__blame(where, PG_EBADOP, h->arg, -1);
+        if (h->n > (int64_t)(SIZE_MAX / sizeof(uint32_t) / 2) - total)
+            return pg__blame(where, PG_ENOMEM, 0, -1);
+        total += h->n;
+    }
+    if (!buf) { /* (at least one slot: the slots are never a NULL pointer) */
+        void *scratch = pg__A.scratch;
+        int status = spare < 0 || spare > (int64_t)(SIZE_MAX / sizeof(uint32_t) / 2) - total
+                         ? PG_ENOMEM
+                         : pg__grow(&scratch, &pg__A.scratch_cap, (size_t)(total + spare) + 1,
+                                    sizeof(uint32_t));
+        pg__A.scratch = scratch;
+        if (status != PG_OK) return pg__blame(where, status, 0, -1);
+        buf = pg__A.scratch;
+    }
+    uint32_t *out = buf;
+    for (int a = 0; a < count; a++) {
+        const pg__handles *h = &arrays[a];
+        for (int64_t i = 0; i < h->n; i++) {
+            uint32_t slot = pg__lookup(h->ids[i]);
+            if (!slot && !(h->zero_ok && h->ids[i] == 0))
+                return pg__blame(where, PG_EBADID, h->arg, i);
+            if (slot && !pg__ref_room(slot, refs))
+                return pg__blame(where, PG_ELIMIT, h->arg, i);
+            *out++ = slot;
+        }
+    }
+    int status = nodes < 0 || nodes > (int64_t)UINT32_MAX ? PG_ELIMIT : pg__reserve((uint32_t)nodes);
+    if (status != PG_OK) return pg__blame(where, status, 0, -1);
+    *slots = buf;
     return PG_OK;
 }
 
-/* Slot indices of n handles into pg__A.scratch, or PG_EBADID / PG_ENOMEM. */
-static int pg__lookup_all(const pg_id *ids, int64_t n) {
-    if (n < 0 || (n > 0 && !ids)) return PG_EBADOP;
-    void *buf = pg__A.scratch;
-    int status = pg__grow(&buf, &pg__A.scratch_cap, (size_t)n, sizeof(uint32_t));
-    pg__A.scratch = buf;
-    return status == PG_OK ? pg__lookup_n(ids, n, pg__A.scratch, 0) : status;
+int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok) {
+    pg__handles h = {ids, n, 0, zero_ok};
+    uint32_t *slots;
+    return pg__many(&h, 1, out, 0, 0, 0, &slots, NULL);
 }
 
-int pg_gather(const pg_id *ids, int64_t n, int field, double *out) {
-    if ((field != PG_DATA && field != PG_GRAD) || (n > 0 && !out)) return PG_EBADOP;
+// ----------------------------------------------------------------------------
+// public: many nodes in one call
+
+/* pg_gather and pg_scatter: the slots of the n handles ids, in the scratch,
+ * and out or src of length nvals (src may be NULL: the fill). */
+static int pg__fields(const pg_id *ids, int64_t n, int field, const double *vals, int64_t nvals,
+                      int vals_optional, uint32_t **slots, pg_where *where) {
+    if (field != PG_DATA && field != PG_GRAD) return pg__blame(where, PG_EBADOP, 3, -1);
+    if (vals || !vals_optional) {
+        if (nvals != n) return pg__blame(where, PG_ESIZE, 4, -1);
+        if (n > 0 && !vals) return pg__blame(where, PG_EBADOP, 4, -1);
+    }
+    pg__handles h = {ids, n, 1, 0};
+    return pg__many(&h, 1, NULL, 0, 0, 0, slots, where);
+}
+
+int pg_gather(const pg_id *ids, int64_t n, int field, double *out, int64_t nout, pg_where *where) {
+    uint32_t *slot;
     pg__lock();
-    int status = pg__lookup_all(ids, n);
+    int status = pg__fields(ids, n, field, out, nout, 0, &slot, where);
     if (status == PG_OK) {
         for (int64_t i = 0; i < n; i++) {
-            const pg_node *node = &pg__A.nodes[pg__A.scratch[i]];
+            const pg_node *node = &pg__A.nodes[slot[i]];
             out[i] = field == PG_DATA ? node->data : node->grad;
         }
     }
@@ -305,13 +353,14 @@ int pg_gather(const pg_id *ids, int64_t n, int field, double *out) {
     return status;
 }
 
-int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, double fill) {
-    if (field != PG_DATA && field != PG_GRAD) return PG_EBADOP;
+int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, int64_t nsrc,
+               double fill, pg_where *where) {
+    uint32_t *slot;
     pg__lock();
-    int status = pg__lookup_all(ids, n);
+    int status = pg__fields(ids, n, field, src, nsrc, 1, &slot, where);
     if (status == PG_OK) {
         for (int64_t i = 0; i < n; i++) {
-            pg_node *node = &pg__A.nodes[pg__A.scratch[i]];
+            pg_node *node = &pg__A.nodes[slot[i]];
             *(field == PG_DATA ? &node->data : &node->grad) = src ? src[i] : fill;
         }
     }
@@ -349,20 +398,6 @@ int64_t pg_node_limit(void) {
     int64_t r = pg__A.limit;
     pg__unlock();
     return r;
-}
-
-const char *pg_strerror(int status) {
-    switch (status) {
-    case PG_OK: return "ok";
-    case PG_ENOMEM: return "out of memory";
-    case PG_ELIMIT: return "the arena's node limit is reached";
-    case PG_EBADID: return "not a live node (its handle is stale or invalid)";
-    case PG_EBADOP: return "bad op or operand";
-    case PG_EDOM: return "math domain error";
-    case PG_ERANGE: return "math range error";
-    case PG_EZERODIV: return "0.0 cannot be raised to a negative power";
-    default: return "unknown status";
-    }
 }
 
 // ----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-/* arena.h: the node arena, private to the library.
+/* arena.h: the node arena, private to the library: the nodes, their
+ * handles and reference counts, the lock, and the one way in for calls on
+ * many nodes (pg__many).
  *
  * Legend of a node (one slot of pg__arena.nodes):
  *   data      the forward value
@@ -17,8 +19,10 @@
  * once a big graph is gone, the free slots above the highest live one are
  * given back (pg__trim_check), so memory follows the live nodes down too.
  *
- * Locking: every public function takes the arena lock (pg__lock) and the
- * pg__ functions below expect it to be held.
+ * Locking: every public function takes the arena lock (pg__lock), and
+ * every pg__ function here and in the other private headers expects it held:
+ * pg__realloc too (every allocation goes through its test hook, whose
+ * countdown is shared state). Plain free() needs no lock.
  */
 #ifndef PG_ARENA_H
 #define PG_ARENA_H
@@ -26,8 +30,9 @@
 #include <stdint.h>
 #include "pygrad.h"
 
-/* The op of a slot on the free list (ops.h lists the ops of live ones). */
-#define PG__FREE_SLOT 0xFF
+/* The op of a slot on the free list (ops.h lists the ops of live ones, all
+ * below it). */
+#define PG_OP_FREE 0xFF
 
 typedef struct pg_node {
     double data;
@@ -69,7 +74,7 @@ typedef struct pg__arena {
     size_t stack_cap;
     uint32_t *order;
     size_t order_cap;
-    /* Scratch of slot indices for calls on many nodes (pg_gather, pg_mlp). */
+    /* Scratch of slot indices for calls on many nodes (pg__many). */
     uint32_t *scratch;
     size_t scratch_cap;
     void *finder;        /* the tape compiler's arrays (tape.c), kept likewise */
@@ -96,12 +101,62 @@ static inline uint32_t pg__lookup(pg_id id) {
     const pg_node *n = &pg__A.nodes[index];
     /* Free slots are never at their live generation (freeing bumps it),
      * but check op too, so that no stale handle can pass. */
-    if (n->gen != gen || n->op == PG__FREE_SLOT) return 0;
+    if (n->gen != gen || n->op == PG_OP_FREE) return 0;
     return index;
 }
 
-/* The slots of n handles into out[0 .. n), or PG_EBADID if one is not live
- * (where zero_ok, a 0 handle is allowed and gives slot 0). */
+/* Whether slot i can take `extra` (>= 0) more references. */
+static inline int pg__ref_room(uint32_t i, int64_t extra) {
+    return (int64_t)pg__A.nodes[i].refs <= (int64_t)UINT32_MAX - extra;
+}
+
+/* ---- calls on many nodes ---------------------------------------------------
+ *
+ * One array of handles that a call reads: n handles at ids, the call's
+ * argument number arg (its position in the public function's parameter
+ * list, for pg_where). Where zero_ok, a 0 handle is allowed and stands for
+ * "no node" (slot 0): pg_mlp's number inputs. */
+typedef struct pg__handles {
+    const pg_id *ids;
+    int64_t n;
+    int32_t arg;
+    int zero_ok;
+} pg__handles;
+
+/* Every call on many nodes (pg_gather, pg_scatter, pg_mlp, pg_loss,
+ * pg_optim_new; the tapes' once tape.c calls it) starts here, under the lock
+ * that the caller holds.
+ * pg__many:
+ *   1. looks up the handles of arrays[0 .. count) into slots, one array after
+ *      the other: into buf if it is not NULL (it must hold the sum of their n),
+ *      else into the arena's scratch, grown to hold them and `spare` more
+ *      slots after them for the caller's own use;
+ *   2. checks that every slot found can take `refs` more references: a bound
+ *      on what the call adds to any one node, in all;
+ *   3. reserves `nodes` new nodes (pg__reserve), the call's nodes.
+ * On success *slots is where the slots start (array i's after array i-1's)
+ * and PG_OK is returned. Else nothing has changed (the scratch may have
+ * grown) and the status is returned, with *where (if where is not NULL) the
+ * argument and index to blame: PG_ESIZE or PG_EBADOP (a negative length, or
+ * a NULL array with handles in it), PG_EBADID (a handle that is not live),
+ * PG_ELIMIT (a reference count that would overflow, or the node limit),
+ * PG_ENOMEM. The scratch's slots are good until the next call on many nodes;
+ * nothing between (pg__reserve, pg__new_node, pg__release) moves them. */
+int pg__many(const pg__handles *arrays, int count, uint32_t *buf, int64_t spare, int64_t refs,
+             int64_t nodes, uint32_t **slots, pg_where *where);
+
+/* Blame argument arg (index: the element, or -1 for the whole argument) for
+ * a failed call: *where says so, if where is not NULL. Returns status, so
+ * that a check reads `return pg__blame(where, PG_ESIZE, 2, -1);`. Every
+ * failure of a call that takes a pg_where writes it (pygrad.h says what). */
+static inline int pg__blame(pg_where *where, int status, int32_t arg, int64_t index) {
+    if (where) *where = (pg_where){arg, index};
+    return status;
+}
+
+/* (tape.c's, until its rewrite calls pg__many:) the slots of n handles into
+ * out[0 .. n), or PG_EBADID if one is not live (where zero_ok, a 0 handle is
+ * allowed and gives slot 0). */
 int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok);
 
 static inline pg_id pg__handle(uint32_t index) {

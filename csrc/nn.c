@@ -1,11 +1,10 @@
-/* nn.c: micrograd's dense layers built in C, a whole MLP forward per call.
+/* nn.c: micrograd's dense layers built in C, a whole MLP forward per call
+ * (pg_mlp).
  *
  * The graph is node for node the one micrograd's Neuron builds with
  * sum((wi*xi for wi, xi in zip(self.w, x)), self.b) and then its activation,
  * so gradients land where micrograd puts them and add up in the same order.
  */
-#include <stdlib.h>
-
 #include "arena.h"
 #include "kernels.h"
 
@@ -13,19 +12,26 @@ static int pg__act_ok(int32_t act) {
     return act == PG_OP_leaf || (pg__op_ok(act) && pg_op_arity(act) == 1 && !pg_op_takes_k(act));
 }
 
+/* pg_mlp's argument positions, for pg_where. */
+enum { PG__PARAMS = 1, PG__SIZES = 3, PG__ACTS = 4, PG__NLAYERS = 5, PG__X = 6, PG__XNUM = 8,
+       PG__OUT = 10 };
+
 /* Count the parameters and nodes of the network, or return a status. */
 static int pg__mlp_size(const int32_t *sizes, const int32_t *acts, int32_t nlayers,
-                        int64_t nnumbers, int64_t *nparams, int64_t *nnodes, int64_t *width) {
+                        int64_t *nparams, int64_t *nnodes, int64_t *width, pg_where *where) {
     *nparams = *nnodes = *width = 0;
+    if (sizes[0] < 0) return pg__blame(where, PG_EBADOP, PG__SIZES, 0);
     for (int32_t l = 0; l < nlayers; l++) {
         int64_t nin = sizes[l], nout = sizes[l + 1];
-        if (nin < 0 || nout < 0 || !pg__act_ok(acts[l])) return PG_EBADOP;
-        /* Each neuron: nin products, nin sums, the activation, and in the
-         * first layer a leaf per number input. Every term fits in int64. */
-        int64_t per = 2 * nin + (acts[l] != PG_OP_leaf) + (l == 0 ? nnumbers : 0);
+        if (nout < 0) return pg__blame(where, PG_EBADOP, PG__SIZES, l + 1);
+        if (!pg__act_ok(acts[l])) return pg__blame(where, PG_EBADOP, PG__ACTS, l);
+        /* Each neuron: nin products, nin sums, the activation (and in the
+         * first layer a leaf per number input: pg_mlp adds those). Every term
+         * fits in int64. */
+        int64_t per = 2 * nin + (acts[l] != PG_OP_leaf);
         *nparams += nout * (nin + 1);
         *nnodes += nout * per;
-        if (*nparams > UINT32_MAX || *nnodes > UINT32_MAX) return PG_ELIMIT;
+        if (*nparams > UINT32_MAX || *nnodes > UINT32_MAX) return pg__blame(where, PG_ELIMIT, 0, -1);
         if (nout > *width) *width = nout;
     }
     return PG_OK;
@@ -76,45 +82,47 @@ static int64_t pg__neuron(const uint32_t *p, int64_t nin, const uint32_t *in, co
     return acc;
 }
 
-/* Room in the reference counts of n slots for `extra` more each. */
-static int pg__room(const uint32_t *slots, int64_t n, int64_t extra) {
-    for (int64_t i = 0; i < n; i++)
-        if (slots[i] && pg__A.nodes[slots[i]].refs > UINT32_MAX - extra) return 0;
-    return 1;
-}
-
-pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int32_t nlayers,
-             const pg_id *x, const double *xnum, pg_id *out) {
-    if (nlayers < 1 || !sizes || !acts || (sizes[0] > 0 && !x)) return PG_EBADOP;
-    if (!out && sizes[nlayers] > 1) return PG_EBADOP;
-    int64_t nin0 = sizes[0], nnumbers = 0;
-    for (int64_t i = 0; i < nin0; i++) nnumbers += x[i] == 0;
-    if (nnumbers && !xnum) return PG_EBADOP;
-    int64_t nparams, nnodes, width;
-    int status = pg__mlp_size(sizes, acts, nlayers, nnumbers, &nparams, &nnodes, &width);
+pg_id pg_mlp(const pg_id *params, int64_t nparams, const int32_t *sizes, const int32_t *acts,
+             int32_t nlayers, const pg_id *x, int64_t nx, const double *xnum, int64_t nxnum,
+             pg_id *out, int64_t nout, pg_where *where) {
+    if (nlayers < 1) return pg__blame(where, PG_EBADOP, PG__NLAYERS, -1);
+    if (!sizes) return pg__blame(where, PG_EBADOP, PG__SIZES, -1);
+    if (!acts) return pg__blame(where, PG_EBADOP, PG__ACTS, -1);
+    int64_t need, nnodes, width;
+    int status = pg__mlp_size(sizes, acts, nlayers, &need, &nnodes, &width, where);
     if (status != PG_OK) return status;
-    if (nparams && !params) return PG_EBADOP;
+    int64_t nin0 = sizes[0], nlast = sizes[nlayers];
+    if (nparams != need) return pg__blame(where, PG_ESIZE, PG__PARAMS, -1);
+    if (nx != nin0) return pg__blame(where, PG_ESIZE, PG__X, -1);
+    if (nx > 0 && !x) return pg__blame(where, PG_EBADOP, PG__X, -1);
+    if (xnum && nxnum != nx) return pg__blame(where, PG_ESIZE, PG__XNUM, -1);
+    if (out ? nout != nlast : nlast > 1)
+        return pg__blame(where, out ? PG_ESIZE : PG_EBADOP, PG__OUT, -1);
+    int64_t nnumbers = 0;
+    for (int64_t i = 0; i < nx; i++) nnumbers += x[i] == 0;
+    if (nnumbers && !xnum) return pg__blame(where, PG_EBADOP, PG__XNUM, -1);
+    nnodes += nnumbers * sizes[1]; /* a leaf per number input and first-layer neuron */
+    if (nnodes > UINT32_MAX) return pg__blame(where, PG_ELIMIT, 0, -1);
     if (width < nin0) width = nin0;
 
-    /* Scratch: the parameters' slots, then two layers' worth of slots. */
-    uint32_t *buf = pg__realloc(NULL, (size_t)(nparams + 2 * width + 1) * sizeof(uint32_t));
-    if (!buf) return PG_ENOMEM;
-    uint32_t *prm = buf, *in = buf + nparams, *cur = in + width;
+    /* Look up the parameters and the inputs, check that a parameter can gain
+     * a reference per use and an input one per neuron of the first layer (a
+     * node may be both, or listed twice: the bound is the call's whole), and
+     * reserve the nodes; the scratch holds the parameters' slots, then two
+     * layers' worth of slots, the first starting with the inputs'. */
+    pg__handles args[2] = {{params, nparams, PG__PARAMS, 0}, {x, nx, PG__X, 1}};
+    uint32_t *prm = NULL, *in = NULL, *cur = NULL;
     pg__lock();
-    status = pg__lookup_n(params, nparams, prm, 0);
-    if (status == PG_OK) status = pg__lookup_n(x, nin0, in, 1); /* 0: a number input */
-    /* A parameter gains one reference per use, an input one per neuron. */
-    if (status == PG_OK && (!pg__room(prm, nparams, 1) || !pg__room(in, nin0, sizes[1])))
-        status = PG_ELIMIT;
-    if (status == PG_OK) status = pg__reserve((uint32_t)nnodes);
+    status = pg__many(args, 2, NULL, 2 * width - nx, nparams + nx * sizes[1], nnodes, &prm, where);
+    if (status == PG_OK) in = prm + nparams, cur = in + width;
 
     const uint32_t *p = prm;
     for (int32_t l = 0; l < nlayers && status == PG_OK; l++) {
         int64_t nin = sizes[l], nout = sizes[l + 1], j = 0;
         for (; j < nout; j++, p += nin + 1) {
             int64_t o = pg__neuron(p, nin, in, xnum, acts[l]);
-            if (o < 0) {
-                status = (int)o;
+            if (o < 0) { /* a math error in layer l's activation */
+                status = pg__blame(where, (int)o, PG__ACTS, l);
                 break;
             }
             cur[j] = (uint32_t)o;
@@ -129,11 +137,10 @@ pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int
         cur = t;
     }
     pg_id first = 0;
-    if (status == PG_OK && sizes[nlayers] > 0) {
+    if (status == PG_OK && nlast > 0) {
         first = pg__handle(in[0]);
-        for (int64_t j = 0; out && j < sizes[nlayers]; j++) out[j] = pg__handle(in[j]);
+        for (int64_t j = 0; out && j < nlast; j++) out[j] = pg__handle(in[j]);
     }
     pg__unlock();
-    free(buf);
     return status == PG_OK ? first : status;
 }

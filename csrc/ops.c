@@ -1,5 +1,5 @@
-/* ops.c: the op table, and the functions that build nodes with the kernels
- * of kernels.h. */
+/* ops.c: the op table, and the calls that build one node (or micrograd's
+ * composed two) with the kernels of kernels.h. */
 #include "ops.h"
 
 #include "kernels.h"
@@ -26,18 +26,13 @@ int pg_op_takes_k(int op) { return pg__op_ok(op) ? pg__ops[op].takes_k : PG_EBAD
 // ----------------------------------------------------------------------------
 // building nodes: check, compute, then commit (an error changes nothing)
 
-/* Room for `extra` more references on slot i (a node used as both operands
- * of one op gains two). */
-static int pg__ref_room(uint32_t i, uint32_t extra) {
-    return pg__A.nodes[i].refs <= UINT32_MAX - extra;
-}
-
 /* See ops.h. */
 pg_id pg__apply(int op, uint32_t a, enum pg__second second, uint32_t b, double x) {
     if (!pg__op_ok(op) || op == PG_OP_leaf) return PG_EBADOP;
     int binary = second == PG__NODE || second == PG__NUMBER;
     if ((pg__ops[op].arity == 2) != binary || pg__ops[op].takes_k != (second == PG__K))
         return PG_EBADOP;
+    /* (a node used as both operands gains two references) */
     if (!pg__ref_room(a, a == b ? 2 : 1) || (b && !pg__ref_room(b, 1))) return PG_ELIMIT;
     double k = second == PG__K ? x : 0.0;
     pg__vals v = {pg__A.nodes[a].data, b ? pg__A.nodes[b].data : second == PG__NUMBER ? x : 0.0,
@@ -61,37 +56,21 @@ pg_id pg_leaf(double data) {
     return r;
 }
 
-pg_id pg_apply1(int op, pg_id a) {
+/* pg__apply on the live handles a (and b, for PG__NODE), under the lock.
+ * (Inline: second is a constant in each entry point below, so each compiles
+ * to its own straight path.) */
+static inline pg_id pg__apply_ids(int op, pg_id a, enum pg__second second, pg_id b, double x) {
     pg__lock();
-    uint32_t ia = pg__lookup(a);
-    pg_id r = ia ? pg__apply(op, ia, PG__NONE, 0, 0.0) : PG_EBADID;
+    uint32_t ia = pg__lookup(a), ib = second == PG__NODE ? pg__lookup(b) : 0;
+    pg_id r = ia && (ib || second != PG__NODE) ? pg__apply(op, ia, second, ib, x) : PG_EBADID;
     pg__unlock();
     return r;
 }
 
-pg_id pg_apply1k(int op, pg_id a, double k) {
-    pg__lock();
-    uint32_t ia = pg__lookup(a);
-    pg_id r = ia ? pg__apply(op, ia, PG__K, 0, k) : PG_EBADID;
-    pg__unlock();
-    return r;
-}
-
-pg_id pg_apply2(int op, pg_id a, pg_id b) {
-    pg__lock();
-    uint32_t ia = pg__lookup(a), ib = pg__lookup(b);
-    pg_id r = (ia && ib) ? pg__apply(op, ia, PG__NODE, ib, 0.0) : PG_EBADID;
-    pg__unlock();
-    return r;
-}
-
-pg_id pg_apply2n(int op, pg_id a, double b) {
-    pg__lock();
-    uint32_t ia = pg__lookup(a);
-    pg_id r = ia ? pg__apply(op, ia, PG__NUMBER, 0, b) : PG_EBADID;
-    pg__unlock();
-    return r;
-}
+pg_id pg_apply1(int op, pg_id a) { return pg__apply_ids(op, a, PG__UNARY, 0, 0.0); }
+pg_id pg_apply1k(int op, pg_id a, double k) { return pg__apply_ids(op, a, PG__K, 0, k); }
+pg_id pg_apply2(int op, pg_id a, pg_id b) { return pg__apply_ids(op, a, PG__NODE, b, 0.0); }
+pg_id pg_apply2n(int op, pg_id a, double b) { return pg__apply_ids(op, a, PG__NUMBER, 0, b); }
 
 pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, double number) {
     if (inner != PG_OP_mul && inner != PG_OP_powk) return PG_EBADOP;

@@ -1,4 +1,5 @@
-/* ops.h: the list of scalar ops, written once.
+/* ops.h: the list of scalar ops, written once, and the private call that
+ * builds one node of any op (pg__apply, in ops.c).
  *
  * PG_OP_LIST(X) calls X(name, symbol, arity, takes_k) for each op:
  *   name     the method name, and the stem of its kernels in kernels.h:
@@ -34,8 +35,7 @@ enum pg_op {
 #define PG__ENUM(name, symbol, arity, takes_k) PG_OP_##name,
     PG_OP_LIST(PG__ENUM)
 #undef PG__ENUM
-    PG_OP_COUNT,
-    PG_OP_FREE = PG__FREE_SLOT
+    PG_OP_COUNT /* below PG_OP_FREE (arena.h), the op of a free slot */
 };
 
 /* The operands of one node as its kernels see them. */
@@ -54,13 +54,13 @@ typedef struct pg__grads {
 int pg__op_ok(int op);
 
 /* What pg__apply is given besides the first operand. */
-enum pg__second { PG__NONE, PG__K, PG__NODE, PG__NUMBER };
+enum pg__second { PG__UNARY, PG__K, PG__NODE, PG__NUMBER };
 
-/* Make the node op(a, second), a a slot index. second is nothing (a unary
- * op), the op constant x (a ** k), the slot b, or a number x that becomes a
- * new leaf, micrograd's Value(x). Every check on op and operands is here,
- * and an error changes nothing. Returns a handle (one reference, the
- * caller's) or a status. */
+/* Make the node op(a, second), a a slot index. second is nothing
+ * (PG__UNARY), the op constant x (a ** k), the slot b, or a number x that
+ * becomes a new leaf, micrograd's Value(x). Every check on op and operands
+ * is here, and an error changes nothing. Returns a handle (one reference,
+ * the caller's) or a status. */
 pg_id pg__apply(int op, uint32_t a, enum pg__second second, uint32_t b, double x);
 
 #endif

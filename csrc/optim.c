@@ -61,39 +61,32 @@ const char *pg_optim_rule(int setting) {
 static int pg__config_ok(const pg_optim_config *c) { return pg_optim_check(c) == PG_OPTIM_VALID; }
 
 pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t n, int *status) {
-    int st = PG_OK;
-    pg_optim *o = NULL;
     if (!pg__config_ok(cfg) || n < 0 || (n > 0 && !params) || n > (int64_t)UINT32_MAX) {
-        st = PG_EBADOP;
-        goto done;
+        if (status) *status = PG_EBADOP;
+        return NULL;
     }
-    o = pg__realloc(NULL, sizeof *o);
     size_t count = n ? (size_t)n : 1;
+    pg__lock(); /* pg__realloc's test hook is the arena's */
+    pg_optim *o = pg__realloc(NULL, sizeof *o);
     uint32_t *slot = pg__realloc(NULL, count * sizeof(uint32_t));
     double *m = pg__realloc(NULL, count * sizeof(double));
     double *v = pg__realloc(NULL, count * sizeof(double));
-    if (!o || !slot || !m || !v) {
-        free(o), free(slot), free(m), free(v);
-        o = NULL;
-        st = PG_ENOMEM;
-        goto done;
-    }
-    *o = (pg_optim){*cfg, n, 0, slot, m, v, 0};
-    pg__lock();
-    st = pg__lookup_n(params, n, slot, 0);
-    for (int64_t i = 0; i < n && st == PG_OK; i++)
-        if (pg__A.nodes[slot[i]].refs > UINT32_MAX - (uint32_t)n) st = PG_ELIMIT;
-    if (st == PG_OK)
+    /* The optimizer holds a reference to each parameter (one per listing). */
+    pg__handles h = {params, n, 2, 0};
+    uint32_t *found;
+    int st = !o || !slot || !m || !v ? PG_ENOMEM : pg__many(&h, 1, slot, 0, n, 0, &found, NULL);
+    if (st == PG_OK) {
+        *o = (pg_optim){*cfg, n, 0, slot, m, v, 0};
         for (int64_t i = 0; i < n; i++) {
             pg__A.nodes[slot[i]].refs++;
             m[i] = v[i] = 0.0;
         }
+    }
     pg__unlock();
     if (st != PG_OK) {
         free(o), free(slot), free(m), free(v);
         o = NULL;
     }
-done:
     if (status) *status = st;
     return o;
 }

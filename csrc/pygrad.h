@@ -12,6 +12,13 @@
  * reference to it; pg_release() gives it back. A node also holds a reference
  * to each of its children, so a graph stays alive while its root is held.
  *
+ * Arrays. Every array a function reads or writes comes with its length (the
+ * int64_t after it), or with counts that fix it (pg_mlp's sizes holds
+ * nlayers + 1), and the function checks it against what it reads: PG_ESIZE
+ * if they do not match. A NULL array has length 0, unless the function
+ * gives NULL a meaning (pg_scatter's src: the fill). The calls on many
+ * nodes say which argument was bad (pg_where).
+ *
  * Threads. Every function takes the arena's lock, so any thread may call any
  * function at any time, and each call is atomic (tests/threads_harness.c).
  * Only freeing a tape or an optimizer that another thread is still using is
@@ -26,16 +33,29 @@ typedef int64_t pg_id;
 enum pg_status {
     PG_OK = 0,
     PG_ENOMEM = -1,    /* an allocation failed */
-    PG_ELIMIT = -2,    /* the arena's node limit is reached */
+    PG_ELIMIT = -2,    /* the arena's node limit, or a node's reference count limit */
     PG_EBADID = -3,    /* not a live node handle */
     PG_EBADOP = -4,    /* no such op, or the op does not take these operands */
     PG_EDOM = -5,      /* math domain error: the result would not be real */
     PG_ERANGE = -6,    /* math range error: a finite input overflowed */
-    PG_EZERODIV = -7   /* zero raised to a negative power */
+    PG_EZERODIV = -7,  /* zero raised to a negative power */
+    PG_ESIZE = -8      /* an array's length does not match what the call reads */
 };
 
-/* A message for a status code; never NULL. */
+/* A message for a status code; never NULL (status.c). */
 const char *pg_strerror(int status);
+
+/* Where a call on many nodes found a bad argument. The calls that take a
+ * pg_where * (NULL if not wanted) write it whenever they fail: arg is the
+ * bad argument's position in the call's parameter list (1 for the first;
+ * for a length that does not match, the array's), index the bad element of
+ * an array (-1: the argument as a whole). arg is 0 when no argument is to
+ * blame (PG_ENOMEM, PG_ELIMIT from the node limit, a math error in a loss);
+ * pg_mlp blames a math error on the activation that raised it, acts[l]. */
+typedef struct pg_where {
+    int32_t arg;
+    int64_t index;
+} pg_where;
 
 /* ---- the op table (one row per op, see ops.c) ---------------------------- */
 int pg_op_count(void);
@@ -79,33 +99,45 @@ int pg_release(pg_id id);
 
 /* ---- many nodes in one call ------------------------------------------- */
 enum pg_field { PG_DATA = 0, PG_GRAD = 1 };
-/* out[i] = the field (PG_DATA or PG_GRAD) of ids[i], for i < n. */
-int pg_gather(const pg_id *ids, int64_t n, int field, double *out);
-/* The field of ids[i] = src[i], or = fill for every i if src is NULL
- * (pg_scatter(ids, n, PG_GRAD, NULL, 0.0) is zero_grad). Either call checks
- * every handle first: PG_EBADID, with nothing read or written, if one is bad. */
-int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, double fill);
+/* out[i] = the field (PG_DATA or PG_GRAD) of ids[i], for i < n; nout must
+ * be n. */
+int pg_gather(const pg_id *ids, int64_t n, int field, double *out, int64_t nout, pg_where *where);
+/* The field of ids[i] = src[i] (nsrc must be n), or = fill for every i if
+ * src is NULL (pg_scatter(ids, n, PG_GRAD, NULL, 0, 0.0, NULL) is
+ * zero_grad). Either call checks every argument first: on PG_EBADID (a
+ * handle that is not live), PG_ESIZE or PG_EBADOP nothing is read or
+ * written. */
+int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, int64_t nsrc,
+               double fill, pg_where *where);
 
 /* ---- networks: micrograd's MLP forward in one call ---------------------- */
-/* Layers sizes[0] -> sizes[1] -> ... -> sizes[nlayers]. params holds, layer
- * by layer and neuron by neuron, the weights then the bias (micrograd's
- * parameters() order). acts[l] is the op code of layer l's activation (a
- * unary op), or 0 (the leaf code) for a linear layer. Input i is the node
- * x[i], or, where x[i] is 0, the number xnum[i], which becomes a new leaf
- * at each use as in micrograd (w * 2.0). Each neuron is built as micrograd's
+/* Layers sizes[0] -> sizes[1] -> ... -> sizes[nlayers] (sizes holds
+ * nlayers + 1 counts, acts nlayers op codes). params holds, layer by layer
+ * and neuron by neuron, the weights then the bias (micrograd's parameters()
+ * order): nparams must be the network's parameter count. acts[l] is the op
+ * code of layer l's activation (a unary op), or 0 (the leaf code) for a
+ * linear layer. x holds the nx = sizes[0] inputs: input i is the node x[i],
+ * or, where x[i] is 0, the number xnum[i], which becomes a new leaf at each
+ * use as in micrograd (w * 2.0); xnum is NULL (then no x[i] is 0) or holds
+ * nxnum = nx numbers. Each neuron is built as micrograd's
  * act(((b + w0*x0) + w1*x1) + ...): node for node the same graph as
  * micrograd builds, so backward gives the same gradients. out receives the
- * sizes[nlayers] outputs (new references; out may be NULL for one output).
- * Returns the first output's handle (0 if there is none) or a status; on
- * error nothing is built. */
-pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int32_t nlayers,
-             const pg_id *x, const double *xnum, pg_id *out);
+ * nout = sizes[nlayers] outputs (new references); it may be NULL (nout is
+ * then not read) where there is at most one output.
+ * Returns the first output's handle (0 if there is none) or a status, with
+ * *where saying which argument was bad; on error nothing is built. */
+pg_id pg_mlp(const pg_id *params, int64_t nparams, const int32_t *sizes, const int32_t *acts,
+             int32_t nlayers, const pg_id *x, int64_t nx, const double *xnum, int64_t nxnum,
+             pg_id *out, int64_t nout, pg_where *where);
 
 /* ---- losses: the tutorials' loss expressions, each built in one call ---- */
 /* Each builds node for node the graph of the Python expression shown (as
  * pygrad/losses.py writes it), so it gives the same numbers and gradients.
- * Returns the loss node (a new reference) or a status; nothing is built on
- * error. pred holds n prediction nodes, target n numbers.
+ * Returns the loss node (a new reference) or a status, with *where saying
+ * which argument was bad; nothing is built on error. pred holds n >= 1
+ * prediction nodes, target ntarget numbers: n of them, one per prediction,
+ * but one class per row for the cross-entropy. params (nparams nodes) is
+ * read by PG_LOSS_HINGE alone; for the other kinds nparams must be 0.
  *   PG_LOSS_SUM_SQUARES  sum((y - p) ** 2 for y, p in zip(target, pred))
  *   PG_LOSS_MSE          that * (1.0 / n)
  *   PG_LOSS_ROOT_SUM_SQUARES  that sum ** 0.5 (seed 000's loss)
@@ -113,8 +145,10 @@ pg_id pg_mlp(const pg_id *params, const int32_t *sizes, const int32_t *acts, int
  *                        + alpha * sum(w * w for w in params)   (micrograd's demo;
  *                        the L2 term only if nparams > 0)
  *   PG_LOSS_CROSS_ENTROPY  softmax cross-entropy: pred is n / nclass rows of
- *                        nclass logits, target their classes; per row, with m
- *                        the row's largest logit (a constant),
+ *                        nclass logits, target their classes; per row, with
+ *                        m = max(z.data for z in row) as Python's max gives
+ *                        it (the first of the largest; a NaN first stays),
+ *                        a constant,
  *                        sum((z - m).exp() for z in row).log() - (row[c] - m),
  *                        and the mean over rows as sum(...) * (1.0 / rows). */
 enum pg_loss_kind {
@@ -124,8 +158,8 @@ enum pg_loss_kind {
     PG_LOSS_HINGE = 3,
     PG_LOSS_CROSS_ENTROPY = 4
 };
-pg_id pg_loss(int kind, const pg_id *pred, const double *target, int64_t n, int64_t nclass,
-              const pg_id *params, int64_t nparams, double alpha);
+pg_id pg_loss(int kind, const pg_id *pred, int64_t n, const double *target, int64_t ntarget,
+              int64_t nclass, const pg_id *params, int64_t nparams, double alpha, pg_where *where);
 
 /* ---- optimizers: one step over every parameter in one call -------------- */
 enum pg_optim_kind { PG_SGD = 0, PG_ADAM = 1 };

@@ -47,6 +47,7 @@ OP = {op.name: op for op in OPS}
 
 OK = lib.PG_OK
 EBADID, EDOM, ERANGE, EZERODIV = lib.PG_EBADID, lib.PG_EDOM, lib.PG_ERANGE, lib.PG_EZERODIV
+ESIZE = lib.PG_ESIZE
 
 #: The Python exception of each status: Python's own float and math rules.
 EXCEPTIONS = {
@@ -57,6 +58,7 @@ EXCEPTIONS = {
     lib.PG_EDOM: ValueError,
     lib.PG_ERANGE: OverflowError,
     lib.PG_EZERODIV: ZeroDivisionError,
+    lib.PG_ESIZE: ValueError,
 }
 
 
@@ -82,6 +84,29 @@ def check(status: int, what: str, *operands: Any, note: str = "") -> None:
     """Raise error(...) if status is a failure (negative); else nothing."""
     if status < 0:
         raise error(status, what, *operands, note=note)
+
+
+def where() -> Any:
+    """A new pg_where for a call on many nodes to fill in when it fails."""
+    return ffi.new("pg_where *")
+
+
+#: The pg_where of pg_mlp's calls from pygrad.nn. It is shared to keep the
+#: hot path free of an allocation, so read it right after the failed call:
+#: two threads whose forwards fail at the same moment may see each other's.
+WHERE = where()
+
+
+def blamed(status: int, what: str, where: Any, names: dict[int, tuple[str, str]]) -> Exception:
+    """The exception for a failed call on many nodes: `where` (a pg_where)
+    names the argument to blame by its position in the C call, and names
+    says what Python calls one element of it and the whole ("input",
+    "inputs"): `what: input 2: reason`, `what: inputs: reason`."""
+    nouns = names.get(where.arg)
+    if nouns is None:  # no argument to blame (out of memory, a math error)
+        return error(status, what)
+    one, whole = nouns
+    return error(status, f"{what}: {one} {where.index}" if where.index >= 0 else f"{what}: {whole}")
 
 
 # ---- one node at a time (the hot paths: see the module's docstring) ---------
@@ -126,14 +151,19 @@ class Handles:
 
 
 def gather(h: Handles, field: int, out: Any) -> int:
-    """out (a float64 numpy array of h.n) = the field (DATA or GRAD) of each node."""
-    return lib.pg_gather(h.array, h.n, field, ffi.from_buffer("double[]", out))
+    """out (a float64 numpy array of h.n) = the field (DATA or GRAD) of each
+    node; the status."""
+    buf = ffi.from_buffer("double[]", out)
+    return lib.pg_gather(h.array, h.n, field, buf, len(buf), ffi.NULL)
 
 
 def scatter(h: Handles, field: int, src: Any = None, fill: float = 0.0) -> int:
-    """The field of each node = src[i] (a float64 numpy array of h.n), or fill."""
-    buf = ffi.NULL if src is None else ffi.from_buffer("double[]", src)
-    return lib.pg_scatter(h.array, h.n, field, buf, fill)
+    """The field of each node = src[i] (a float64 numpy array of h.n), or
+    fill; the status."""
+    if src is None:
+        return lib.pg_scatter(h.array, h.n, field, ffi.NULL, 0, fill, ffi.NULL)
+    buf = ffi.from_buffer("double[]", src)
+    return lib.pg_scatter(h.array, h.n, field, buf, len(buf), fill, ffi.NULL)
 
 
 def ids(n: int) -> Any:
@@ -146,18 +176,38 @@ def int32s(values: Any) -> Any:
 
 
 NULL = ffi.NULL
+#: pg_mlp itself (pygrad.nn's hot path): (params, nparams, sizes, acts,
+#: nlayers, x, nx, xnum, nxnum, out, nout, where); on failure, mlp_error.
 mlp = lib.pg_mlp
+#: What pg_mlp's arguments are to Python, by position (pg_where.arg).
+MLP_ARGS = {1: ("parameter", "parameters"), 4: ("the activation of layer", "activations"),
+            6: ("input", "inputs"), 8: ("input", "inputs")}
+
+
+def mlp_error(status: int, what: str, where: Any = WHERE) -> Exception:
+    """The exception for pg_mlp's failed status, naming the bad argument."""
+    return blamed(status, what, where, MLP_ARGS)
 
 LOSS = {"sum_squares": lib.PG_LOSS_SUM_SQUARES, "mse": lib.PG_LOSS_MSE,
         "root_sum_squares": lib.PG_LOSS_ROOT_SUM_SQUARES, "hinge": lib.PG_LOSS_HINGE,
         "cross_entropy": lib.PG_LOSS_CROSS_ENTROPY}
 
 
+#: What pg_loss's arguments are to Python, by position (pg_where.arg).
+LOSS_ARGS = {2: ("prediction", "predictions"), 4: ("target", "targets"),
+             7: ("parameter", "parameters")}
+
+
 def loss(kind: str, pred: list[int], target: list[float], nclass: int, params: list[int],
          alpha: float) -> int:
-    """The loss node (pygrad.h: pg_loss) or a status."""
-    return lib.pg_loss(LOSS[kind], pred, target, len(pred), nclass, params or ffi.NULL,
-                       len(params), alpha)
+    """The loss node (pygrad.h: pg_loss) of the handles pred (and params),
+    or raise the failure's exception, naming the argument to blame."""
+    blame = where()
+    node = lib.pg_loss(LOSS[kind], pred, len(pred), target, len(target), nclass,
+                       params or ffi.NULL, len(params), alpha, blame)
+    if node < 0:
+        raise blamed(node, kind, blame, LOSS_ARGS)
+    return node
 
 
 # ---- C objects: optimizers and tapes ----------------------------------------

@@ -234,7 +234,7 @@ class Net:
     """A network's forward as one C call (csrc/nn.c: pg_mlp)."""
 
     __slots__ = ("name", "params", "handles", "sizes", "acts", "nlayers", "nin", "nout", "zeros",
-                 "region")
+                 "region", "where")
 
     @staticmethod
     def of(module, params):
@@ -287,6 +287,7 @@ class Net:
         self.nlayers, self.nin, self.nout = len(acts), sizes[0], sizes[-1]
         self.zeros = _c.ids(sizes[0])  # the input handles when every input is a number
         self.region = Region((params,))  # of every forward whose inputs are all numbers
+        self.where = _c.where()  # what a failed call blames
 
     def forward(self, x, _mlp=_c.mlp, NULL=_c.NULL):
         """x: nin inputs, Values or numbers, in a list of the caller's own.
@@ -310,9 +311,10 @@ class Net:
                 break
         one = self.nout == 1
         out = NULL if one else _c.ids(self.nout)
-        node = _mlp(self.handles.array, self.sizes, self.acts, self.nlayers, ids, nums, out)
+        node = _mlp(self.handles.array, self.handles.n, self.sizes, self.acts, self.nlayers, ids,
+                    self.nin, nums, self.nin if nums else 0, out, self.nout, self.where)
         if node < 0:
-            raise _c.error(node, f"{self.name} forward")
+            raise _c.mlp_error(node, f"{self.name} forward", self.where)
         if inputs is None:  # numbers only: the parameters are the only operands
             region = self.region
         else:

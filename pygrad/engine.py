@@ -137,7 +137,7 @@ class Value(metaclass=Watched):
         except AttributeError:  # its node was never made
             return
         if _collecting:  # garbage in a cycle: see _on_gc
-            _dying.append(weakref.ref(self, _releaser(node)))
+            _dying.append(node)
             return
         _release(node)
         self._id = -1  # (an explicit v.__del__(): v is dead, never read as a number)
@@ -477,26 +477,20 @@ def _leaf_copy(data, grad):
 # Its node is released at once, by C. Garbage in a reference cycle (a custom
 # op's _backward closes over its Value, as in micrograd) is finalized as a
 # whole before any of it is freed, and a finalizer of it may still read a
-# Value of it: so while the collector runs, a Value's node is released only
-# when the Value itself is freed (the callback of a weak reference), or
-# never, if a finalizer saved it. (Ctrl-C never lands in a finalizer or
-# between a C call and its Value: pygrad/_signals.py.)
+# Value of it: so while the collector runs, the nodes of the Values it
+# finalizes are released when it is done. (A finalizer that saves such a
+# Value saves a dead one: reading it raises ReferenceError.) Ctrl-C never
+# lands in a finalizer or between a C call and its Value: pygrad/_signals.py.
 
 _collecting = False  # the cyclic garbage collector is running
-_dying: list[Any] = []  # weak references to the Values finalized while it ran
+_dying: list[int] = []  # the nodes of the Values it finalized
 
 
 def _on_gc(phase: str, info: Any) -> None:
     global _collecting
     _collecting = phase == "start"
-    if not _collecting:  # those freed have released their nodes; keep the saved ones'
-        _dying[:] = [ref for ref in _dying if ref() is not None]
-
-
-def _releaser(node: int) -> Any:
-    """The callback of a weak reference that releases node when its Value goes."""
-    release = _c.release
-    return lambda ref: release(node)
+    while not _collecting and _dying:
+        _c.release(_dying.pop())
 
 
 gc.callbacks.append(_on_gc)

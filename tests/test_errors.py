@@ -248,7 +248,10 @@ def _fail_each_allocation(action, check):
 def _at_a_full_arena(build, check):
     """build() with the arena full: its allocations up to and including the
     arena's growth fail, one at a time. Returns the number of failures."""
-    allocations, result = _fail_each_allocation(build, check)  # with room: what it allocates
+    # The first run grows the arena's scratch to what build needs; the second
+    # counts what build allocates with room, once the scratch is grown.
+    grown, result = _fail_each_allocation(build, check)
+    allocations, result = _fail_each_allocation(build, check)
     del result
     gc.collect()
     full = [Value(0.0) for _ in range(lib.pg_capacity() - pygrad.live_nodes())]
@@ -262,7 +265,7 @@ def _at_a_full_arena(build, check):
             assert lib.pg_debug_fail_alloc(0) == 0, f"allocation {n} never happened"
         check(extra=len(full))
     del full
-    return 2 * allocations + 1
+    return grown + 2 * allocations + 1
 
 
 def _unchanged(values):

@@ -107,19 +107,19 @@ static void train(uint64_t seed, result *r) {
     for (int it = 0; it < TRAIN_ITERS; it++) {
         pg_id pred[4];
         for (int s = 0; s < 4; s++) {
-            pred[s] = pg_mlp(params, SIZES, acts, 3, nothing, XS[s], NULL);
+            pred[s] = pg_mlp(params, NPARAMS, SIZES, acts, 3, nothing, 3, XS[s], 3, NULL, 0, NULL);
             CHECK(pred[s] > 0, "pg_mlp: %lld", (long long)pred[s]);
         }
-        pg_id loss = pg_loss(PG_LOSS_ROOT_SUM_SQUARES, pred, YS, 4, 1, NULL, 0, 0.0);
+        pg_id loss = pg_loss(PG_LOSS_ROOT_SUM_SQUARES, pred, 4, YS, 4, 1, NULL, 0, 0.0, NULL);
         CHECK(loss > 0, "pg_loss: %lld", (long long)loss);
         release_all(pred, 4);
-        CHECK(pg_scatter(params, NPARAMS, PG_GRAD, NULL, 0.0) == PG_OK, "zero_grad");
+        CHECK(pg_scatter(params, NPARAMS, PG_GRAD, NULL, 0, 0.0, NULL) == PG_OK, "zero_grad");
         CHECK(pg_backward(loss) == PG_OK, "pg_backward");
         CHECK(pg_optim_step(sgd) == PG_OK, "pg_optim_step");
         r->train_loss[it] = pg_data(loss);
         CHECK(pg_release(loss) == PG_OK, "pg_release");
     }
-    CHECK(pg_gather(params, NPARAMS, PG_DATA, r->train_params) == PG_OK, "pg_gather");
+    CHECK(pg_gather(params, NPARAMS, PG_DATA, r->train_params, NPARAMS, NULL) == PG_OK, "pg_gather");
     pg_optim_free(sgd);
     release_all(params, NPARAMS);
 }
@@ -130,9 +130,9 @@ static void tape(uint64_t seed, result *r) {
     pg_id params[NPARAMS], x[3], pred;
     make_params(seed, params);
     for (int i = 0; i < 3; i++) x[i] = pg_leaf(0.0);
-    pred = pg_mlp(params, SIZES, acts, 3, x, NULL, NULL);
+    pred = pg_mlp(params, NPARAMS, SIZES, acts, 3, x, 3, NULL, 0, NULL, 0, NULL);
     double target = 0.5;
-    pg_id loss = pg_loss(PG_LOSS_SUM_SQUARES, &pred, &target, 1, 1, NULL, 0, 0.0);
+    pg_id loss = pg_loss(PG_LOSS_SUM_SQUARES, &pred, 1, &target, 1, 1, NULL, 0, 0.0, NULL);
     CHECK(pred > 0 && loss > 0, "building the tape's graph");
     int status;
     pg_tape *t = pg_tape_new(loss, &status);
@@ -147,7 +147,7 @@ static void tape(uint64_t seed, result *r) {
         status = pg_tape_train(t, adam, 100, x, 3, &XS[0][0], 4, r->tape_loss + done, &n, NULL);
         CHECK(status == PG_OK && n == 100, "pg_tape_train: %d", status);
     }
-    CHECK(pg_gather(params, NPARAMS, PG_DATA, r->tape_params) == PG_OK, "pg_gather");
+    CHECK(pg_gather(params, NPARAMS, PG_DATA, r->tape_params, NPARAMS, NULL) == PG_OK, "pg_gather");
     pg_tape_free(t);
     pg_optim_free(adam);
     release_all(x, 3);
@@ -216,7 +216,7 @@ static void make_shared(void) {
 
 static void shared_grads(double *out) {
     pg_id ids[4] = {shared_x[0], shared_x[1], shared_x[2], pg_child(shared_root, 0)};
-    CHECK(pg_gather(ids, 4, PG_GRAD, out) == PG_OK, "pg_gather");
+    CHECK(pg_gather(ids, 4, PG_GRAD, out, 4, NULL) == PG_OK, "pg_gather");
 }
 
 int main(void) {
@@ -233,7 +233,7 @@ int main(void) {
     for (int i = 0; i < SHARED_BACKWARDS * NTHREADS; i++) pg_backward(shared_root);
     double want[4], got[4];
     shared_grads(want);
-    pg_scatter(shared_x, 3, PG_GRAD, NULL, 0.0);
+    pg_scatter(shared_x, 3, PG_GRAD, NULL, 0, 0.0, NULL);
     pg_release(shared_root);
     for (int i = 0; i < 3; i++) pg_release(shared_x[i]);
     make_shared();
