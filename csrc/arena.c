@@ -100,7 +100,7 @@ int pg__reserve(uint32_t n) {
 }
 
 void pg__release(uint32_t index) {
-    if (--pg__A.nodes[index].refs) return;
+    if (--pg__A.nodes[index].refs || pg__A.nodes[index].handles) return;
     /* Nodes whose last reference is gone wait on a stack linked through
      * their `next` field, so a chain of any length is freed without
      * recursion and without allocating. */
@@ -112,7 +112,7 @@ void pg__release(uint32_t index) {
         pending = n->next;
         for (int c = 0; c < 2; c++) {
             uint32_t ch = n->child[c];
-            if (ch && --pg__A.nodes[ch].refs == 0) {
+            if (ch && --pg__A.nodes[ch].refs == 0 && !pg__A.nodes[ch].handles) {
                 pg__A.nodes[ch].next = pending;
                 pending = ch;
             }
@@ -124,6 +124,13 @@ void pg__release(uint32_t index) {
         pg__A.live--;
         pg__A.freed++;
     }
+}
+
+void pg__unhold(uint32_t index) {
+    pg_node *n = &pg__A.nodes[index];
+    if (--n->handles || n->refs) return;
+    n->refs = 1; /* freed as the last of its references goes */
+    pg__release(index);
 }
 
 /* Release scratch buffers bigger than an arena of cap slots needs. */
@@ -262,14 +269,22 @@ pg_id pg_child(pg_id id, int c) {
 int pg_retain(pg_id id) {
     int r = PG_OK;
     PG__WITH_NODE(id, PG_EBADID,
-                  if (pg__ref_room(i_, 1)) n_->refs++; else r = PG_ELIMIT);
+                  if (n_->handles < PG__MAX_HANDLES) n_->handles++; else r = PG_ELIMIT);
     pg__unlock();
     return r;
 }
 
 int pg_release(pg_id id) {
-    PG__WITH_NODE(id, PG_EBADID, pg__release(i_));
+    int r = PG_OK;
+    PG__WITH_NODE(id, PG_EBADID, if (!n_->handles) r = PG_EBADID; else pg__unhold(i_));
     pg__trim_check();
+    pg__unlock();
+    return r;
+}
+
+int pg_set_python_backward(pg_id id, int on) {
+    PG__WITH_NODE(id, PG_EBADID,
+                  n_->flags = (uint8_t)(on ? n_->flags | PG__PYTHON : n_->flags & ~PG__PYTHON));
     pg__unlock();
     return PG_OK;
 }
@@ -422,14 +437,16 @@ int64_t pg_debug_check(void) {
         const pg_node *n = &pg__A.nodes[i];
         if (n->op == PG_OP_FREE) continue;
         nlive++;
-        if (!pg__op_ok(n->op) || n->refs == 0 || n->gen == 0) {
+        if (!pg__op_ok(n->op) || (n->refs == 0 && n->handles == 0) || n->gen == 0) {
             bad++;
             continue;
         }
         int arity = pg_op_arity(n->op);
         for (int c = 0; c < 2; c++) {
             uint32_t ch = n->child[c];
-            if ((ch != 0) != (c < arity) || ch >= size || (ch && pg__A.nodes[ch].op == PG_OP_FREE))
+            /* (a custom node's children, any number of them, fill child[0] first) */
+            int expected = arity < 0 ? (c == 0 ? n->child[1] != 0 || ch != 0 : ch != 0) : c < arity;
+            if ((ch != 0) != expected || ch >= size || (ch && pg__A.nodes[ch].op == PG_OP_FREE))
                 bad++;
             else if (ch)
                 parents[ch]++;

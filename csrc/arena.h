@@ -7,11 +7,19 @@
  *   grad      d(root)/d(node), accumulated with += as micrograd does
  *   k         the op constant (the exponent of a ** k); 0 when unused
  *   child[2]  arena indices of the operands in order, 0 for none
- *   refs      references: handles held by callers + parents that list it
+ *   refs      references from inside the library: parents that list it,
+ *             tapes and optimizers that hold it, a call building it
  *   gen       generation, bumped when the slot is freed (stale handles fail)
  *   mark      live slot: stamp of the last topological sort that visited it
  *   next      free slot: the next free slot (0 ends the list)
  *   op        enum pg_op (ops.h); PG_OP_FREE while the slot is free
+ *   flags     PG__PYTHON: backward() hands the node to its caller (a Value
+ *             whose _backward is a Python function)
+ *   handles   references held by callers of the public API (a Value each):
+ *             apart from refs, so that a caller can give back only what it
+ *             was given (a forged or doubled pg_release fails, and never
+ *             frees a node a parent still holds)
+ * A node is freed when refs and handles are both 0.
  *
  * Index 0 is reserved so that 0 can mean "no node". A handle (pg_id) is
  * (gen << 32) | index. Slots are reused through the free list, so a loop
@@ -46,7 +54,13 @@ typedef struct pg_node {
         uint32_t next;
     };
     uint8_t op;
+    uint8_t flags;
+    uint16_t handles;
 } pg_node;
+
+/* flags of a node */
+#define PG__PYTHON 1u
+#define PG__MAX_HANDLES 0xFFFFu
 
 /* One frame of the iterative depth-first search in graph.c. */
 typedef struct pg__frame {
@@ -162,6 +176,19 @@ int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok);
 static inline pg_id pg__handle(uint32_t index) {
     return (pg_id)(((uint64_t)pg__A.nodes[index].gen << 32) | index);
 }
+/* The slot of a handle known to be live (one just made). */
+static inline uint32_t pg__slot(pg_id id) { return (uint32_t)((uint64_t)id & 0xFFFFFFFFu); }
+/* Hand the caller's building reference to slot i over to the caller of the
+ * public API: one of refs becomes one of handles. Returns its handle. (A
+ * node given out is a new one, or one whose handles were checked.) */
+static inline pg_id pg__give(uint32_t i) {
+    pg_node *n = &pg__A.nodes[i];
+    if (n->handles < PG__MAX_HANDLES) { /* (else it stays a reference: never freed) */
+        n->refs--;
+        n->handles++;
+    }
+    return pg__handle(i);
+}
 /* A new stamp for marking visited nodes (graph.c). */
 uint32_t pg__new_epoch(void);
 /* The topological order of the graph under root (micrograd's, see graph.c)
@@ -170,8 +197,9 @@ int64_t pg__topo_sort(uint32_t root);
 
 /* Make sure n more nodes can be made without failing. */
 int pg__reserve(uint32_t n);
-/* Take a slot (after pg__reserve) and fill it; refs start at 1 and each
- * child gains a reference. Returns the slot index. (Inline: the graph
+/* Take a slot (after pg__reserve) and fill it; refs start at 1 (the
+ * building call's: pg__give hands it to the caller, pg__release drops it),
+ * handles at 0, and each child gains a reference. Returns the slot index. (Inline: the graph
  * builders make one per node.) */
 static inline uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t a, uint32_t b) {
     uint32_t i = pg__A.free_head;
@@ -189,13 +217,18 @@ static inline uint32_t pg__new_node(uint8_t op, double data, double k, uint32_t 
     n->child[0] = a;
     n->child[1] = b;
     n->refs = 1;
+    n->handles = 0;
     n->mark = 0;
     n->op = op;
+    n->flags = 0;
     if (a) pg__A.nodes[a].refs++;
     if (b) pg__A.nodes[b].refs++;
     pg__A.live++;
     return i;
 }
+/* Drop one of a caller's handles on slot index (pg_release; it has one):
+ * frees the node if that was the last of its references. */
+void pg__unhold(uint32_t index);
 /* Drop one reference; frees the node and, iteratively, the children it was
  * the last to hold. */
 void pg__release(uint32_t index);

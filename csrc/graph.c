@@ -1,4 +1,9 @@
-/* graph.c: the topological sort and the backward pass. */
+/* graph.c: the topological sort and the backward pass: in one call
+ * (pg_backward), or as a walk in steps (pg_walk_*) for a graph too big for
+ * one call or with nodes whose backward is Python's. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "arena.h"
 #include "kernels.h"
 
@@ -19,14 +24,18 @@ uint32_t pg__new_epoch(void) {
  * first, children in operand order, a node after its children), so that
  * gradients accumulate in the same order and match a pure-Python engine to
  * the bit. The recursion is replaced by an explicit stack, so a chain of any
- * length sorts. Returns n, or PG_ENOMEM with the graph untouched. */
-int64_t pg__topo_sort(uint32_t root) {
+ * length sorts. Returns n, or PG_ENOMEM with the graph untouched, or (where
+ * limit > 0) limit + 1 once the graph is found to have more than limit
+ * nodes (the order then incomplete). *flags (if not NULL) gets the union of
+ * the sorted nodes' flags. */
+static int64_t pg__sort_limited(uint32_t root, int64_t limit, unsigned *flags) {
     uint32_t stamp = pg__new_epoch();
     pg_node *nodes = pg__A.nodes;
     /* The node being visited and its next child stay in registers; the
      * stack holds its ancestors, each with the child to resume at. */
     uint32_t cur = root, next = 0;
     size_t depth = 0, n = 0;
+    unsigned seen = 0;
     nodes[root].mark = stamp;
     for (;;) {
         if (next < 2) {
@@ -46,27 +55,33 @@ int64_t pg__topo_sort(uint32_t root) {
             }
             continue;
         }
+        if (limit > 0 && (int64_t)n == limit) return limit + 1;
         if (n == pg__A.order_cap) { /* every child is in the order: cur comes next */
             void *order = pg__A.order;
             int status = pg__grow(&order, &pg__A.order_cap, n + 1, sizeof(uint32_t));
             pg__A.order = order;
             if (status != PG_OK) return status;
         }
+        seen |= nodes[cur].flags;
         pg__A.order[n++] = cur;
         if (!depth) break;
         depth--;
         cur = pg__A.stack[depth].node, next = pg__A.stack[depth].next_child;
     }
+    if (flags) *flags = seen;
     return (int64_t)n;
 }
 
-int pg_backward(pg_id root) {
+int64_t pg__topo_sort(uint32_t root) { return pg__sort_limited(root, 0, NULL); }
+
+int pg_backward(pg_id root, int64_t budget) {
     pg__lock();
     uint32_t r = pg__lookup(root);
-    int64_t n = r ? pg__topo_sort(r) : PG_EBADID;
-    if (n < 0) {
+    unsigned flags = 0;
+    int64_t n = r ? pg__sort_limited(r, budget, &flags) : PG_EBADID;
+    if (n < 0 || (budget > 0 && n > budget) || (flags & PG__PYTHON)) { /* (nothing done yet) */
         pg__unlock();
-        return (int)n;
+        return n < 0 ? (int)n : PG_WALK;
     }
     pg__A.nodes[r].grad = 1.0;
     for (int64_t i = n; i-- > 0;) pg__backward_step(pg__A.nodes, pg__A.order[i]);
@@ -80,4 +95,136 @@ int pg_backward_node(pg_id id) {
     if (i) pg__backward_step(pg__A.nodes, i);
     pg__unlock();
     return i ? PG_OK : PG_EBADID;
+}
+
+// ----------------------------------------------------------------------------
+// the walk: a backward pass in steps
+//
+// The same sort and the same backward as above, resumable: between two steps
+// the caller runs Python (a node's own _backward, Ctrl-C, other threads), so
+// the walk keeps everything of its own: its visited marks (a byte per slot,
+// not the nodes' marks, which another sort may stamp meanwhile), its stack and
+// its order. It holds a reference to the root, so every node of the graph
+// stays alive (a node's children never change) until pg_walk_free.
+
+struct pg_walk {
+    uint32_t root;
+    uint32_t slots;      /* slots of the arena when the walk began: the graph's are below */
+    uint8_t *seen;       /* seen[s]: slot s is in the order or on the stack */
+    pg__frame *stack;
+    size_t depth, stack_cap;
+    uint32_t cur, next;  /* the node being visited, and its next child */
+    uint32_t *order;
+    size_t n, order_cap; /* nodes in the order so far */
+    int sorted;          /* the order is complete (and the root's grad is 1) */
+    size_t left;         /* backward: order[0 .. left) still to run */
+};
+
+pg_walk *pg_walk_new(pg_id root, int *status) {
+    pg_walk *w = NULL;
+    int st = PG_OK;
+    pg__lock();
+    uint32_t r = pg__lookup(root);
+    if (!r) st = PG_EBADID;
+    else if (!pg__ref_room(r, 1)) st = PG_ELIMIT;
+    if (st == PG_OK) {
+        w = pg__realloc(NULL, sizeof *w);
+        uint8_t *seen = w ? pg__realloc(NULL, pg__A.size) : NULL;
+        if (!seen) {
+            free(w);
+            w = NULL;
+            st = PG_ENOMEM;
+        } else {
+            memset(seen, 0, pg__A.size);
+            *w = (pg_walk){r, pg__A.size, seen, NULL, 0, 0, r, 0, NULL, 0, 0, 0, 0};
+            seen[r] = 1;
+            pg__A.nodes[r].refs++;
+        }
+    }
+    pg__unlock();
+    if (status) *status = st;
+    return w;
+}
+
+void pg_walk_free(pg_walk *w) {
+    if (!w) return;
+    pg__lock();
+    pg__release(w->root);
+    pg__trim_check();
+    pg__unlock();
+    free(w->seen), free(w->stack), free(w->order), free(w);
+}
+
+/* Up to *budget more steps of the sort; PG_OK when it is complete. */
+static int pg__walk_sort(pg_walk *w, int64_t *budget) {
+    pg_node *nodes = pg__A.nodes;
+    uint32_t cur = w->cur, next = w->next;
+    int status = PG_MORE;
+    while ((*budget)-- > 0) {
+        if (next < 2) {
+            uint32_t c = nodes[cur].child[next++];
+            if (!c) {
+                next = 2;
+            } else if (!w->seen[c]) {
+                void *buf = w->stack;
+                if (pg__grow(&buf, &w->stack_cap, w->depth + 1, sizeof(pg__frame)) != PG_OK) {
+                    next--;
+                    status = PG_ENOMEM;
+                    break;
+                }
+                w->stack = buf;
+                w->seen[c] = 1;
+                w->stack[w->depth++] = (pg__frame){cur, next};
+                cur = c, next = 0;
+            }
+            continue;
+        }
+        void *buf = w->order;
+        if (pg__grow(&buf, &w->order_cap, w->n + 1, sizeof(uint32_t)) != PG_OK) {
+            status = PG_ENOMEM;
+            break;
+        }
+        w->order = buf;
+        w->order[w->n++] = cur;
+        if (!w->depth) {
+            status = PG_OK;
+            break;
+        }
+        w->depth--;
+        cur = w->stack[w->depth].node, next = w->stack[w->depth].next_child;
+    }
+    w->cur = cur, w->next = next;
+    return status;
+}
+
+int pg_walk_step(pg_walk *w, int64_t budget, pg_id *node) {
+    if (node) *node = 0;
+    if (!w || budget < 1) return PG_EBADOP;
+    pg__lock();
+    int status = PG_MORE;
+    if (!w->sorted) {
+        status = pg__walk_sort(w, &budget);
+        if (status == PG_OK) { /* micrograd: self.grad = 1, then the nodes in reverse */
+            w->sorted = 1;
+            w->left = w->n;
+            pg__A.nodes[w->root].grad = 1.0;
+            status = PG_MORE;
+        }
+    }
+    while (w->sorted && status == PG_MORE) {
+        if (!w->left) {
+            status = PG_OK;
+            break;
+        }
+        if (budget-- <= 0) break;
+        uint32_t i = w->order[--w->left];
+        if (pg__A.nodes[i].flags & PG__PYTHON) { /* the caller runs it, then steps on */
+            if (node) *node = pg__handle(i);
+            status = PG_PYTHON;
+            break;
+        }
+        pg__backward_step(pg__A.nodes, i);
+    }
+    pg__unlock();
+    return status;
 }

@@ -194,12 +194,27 @@ static inline pg__grads cos_backward(const pg__vals *v, double dout) {
 }
 
 // ----------------------------------------------------------------------------
+// custom, group: a user's op (its data and backward are Python's) and its
+// extra children; nothing to compute here
+
+static inline int custom_forward(pg__vals *v) { (void)v; return PG_OK; }
+static inline pg__grads custom_backward(const pg__vals *v, double dout) {
+    (void)v; (void)dout;
+    return (pg__grads){0.0, 0.0};
+}
+static inline int group_forward(pg__vals *v) { (void)v; return PG_OK; }
+static inline pg__grads group_backward(const pg__vals *v, double dout) {
+    (void)v; (void)dout;
+    return (pg__grads){0.0, 0.0};
+}
+
+// ----------------------------------------------------------------------------
 // dispatch
 
 /* Compute v->out for op; PG_OK or a math error status. */
 static inline int pg__forward(int op, pg__vals *v) {
     switch (op) {
-#define PG__CASE(name, symbol, arity, takes_k) \
+#define PG__CASE(name, symbol, arity, takes_k, doc) \
     case PG_OP_##name: return name##_forward(v);
         PG_OP_LIST(PG__CASE)
 #undef PG__CASE
@@ -210,7 +225,7 @@ static inline int pg__forward(int op, pg__vals *v) {
 /* What op's backward adds to its children's grads, for the node's grad dout. */
 static inline pg__grads pg__backward(int op, const pg__vals *v, double dout) {
     switch (op) {
-#define PG__CASE(name, symbol, arity, takes_k) \
+#define PG__CASE(name, symbol, arity, takes_k, doc) \
     case PG_OP_##name: return name##_backward(v, dout);
         PG_OP_LIST(PG__CASE)
 #undef PG__CASE
@@ -240,7 +255,9 @@ static inline void pg__backward_into(pg_node *nodes, const pg_node *n, uint32_t 
  * accumulating into both (backward() and _backward(): nothing comes first). */
 static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
     const pg_node *n = &nodes[index];
-    if (n->op == PG_OP_leaf) return;
+    /* (a leaf, a custom node and a group add nothing: not even a 0.0, which
+     * would turn a -0.0 grad into 0.0) */
+    if (n->op == PG_OP_leaf || n->op == PG_OP_custom || n->op == PG_OP_group) return;
     pg__backward_into(nodes, n, n->child[0], n->child[1], n->op, 0);
 }
 

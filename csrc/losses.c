@@ -171,7 +171,7 @@ pg_id pg_loss(int kind, const pg_id *pred, int64_t n, const double *target, int6
         }
         if (b.status != PG_OK) pg__blame(where, b.status, 0, -1);
     }
-    pg_id r = b.status == PG_OK ? pg__handle(out) : b.status;
+    pg_id r = b.status == PG_OK ? pg__give(out) : b.status;
     pg__unlock();
     return r;
 }

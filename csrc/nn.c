@@ -138,8 +138,11 @@ pg_id pg_mlp(const pg_id *params, int64_t nparams, const int32_t *sizes, const i
     }
     pg_id first = 0;
     if (status == PG_OK && nlast > 0) {
-        first = pg__handle(in[0]);
-        for (int64_t j = 0; out && j < nlast; j++) out[j] = pg__handle(in[j]);
+        for (int64_t j = 0; j < nlast; j++) { /* each output's reference, the caller's now */
+            pg_id id = pg__give(in[j]);
+            if (out) out[j] = id;
+            if (j == 0) first = id;
+        }
     }
     pg__unlock();
     return status == PG_OK ? first : status;

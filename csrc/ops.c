@@ -10,8 +10,9 @@
 static const struct {
     const char *name, *symbol;
     int arity, takes_k;
+    const char *doc;
 } pg__ops[PG_OP_COUNT] = {
-#define PG__ROW(name, symbol, arity, takes_k) {#name, symbol, arity, takes_k},
+#define PG__ROW(name, symbol, arity, takes_k, doc) {#name, symbol, arity, takes_k, doc},
     PG_OP_LIST(PG__ROW)
 #undef PG__ROW
 };
@@ -22,13 +23,14 @@ const char *pg_op_name(int op) { return pg__op_ok(op) ? pg__ops[op].name : ""; }
 const char *pg_op_symbol(int op) { return pg__op_ok(op) ? pg__ops[op].symbol : ""; }
 int pg_op_arity(int op) { return pg__op_ok(op) ? pg__ops[op].arity : PG_EBADOP; }
 int pg_op_takes_k(int op) { return pg__op_ok(op) ? pg__ops[op].takes_k : PG_EBADOP; }
+const char *pg_op_doc(int op) { return pg__op_ok(op) ? pg__ops[op].doc : ""; }
 
 // ----------------------------------------------------------------------------
 // building nodes: check, compute, then commit (an error changes nothing)
 
 /* See ops.h. */
 pg_id pg__apply(int op, uint32_t a, enum pg__second second, uint32_t b, double x) {
-    if (!pg__op_ok(op) || op == PG_OP_leaf) return PG_EBADOP;
+    if (!pg__op_ok(op) || pg__ops[op].arity < 1) return PG_EBADOP; /* a leaf, custom, group */
     int binary = second == PG__NODE || second == PG__NUMBER;
     if ((pg__ops[op].arity == 2) != binary || pg__ops[op].takes_k != (second == PG__K))
         return PG_EBADOP;
@@ -51,7 +53,7 @@ pg_id pg__apply(int op, uint32_t a, enum pg__second second, uint32_t b, double x
 pg_id pg_leaf(double data) {
     pg__lock();
     int status = pg__reserve(1);
-    pg_id r = status == PG_OK ? pg__handle(pg__new_node(PG_OP_leaf, data, 0.0, 0, 0)) : status;
+    pg_id r = status == PG_OK ? pg__give(pg__new_node(PG_OP_leaf, data, 0.0, 0, 0)) : status;
     pg__unlock();
     return r;
 }
@@ -63,6 +65,7 @@ static inline pg_id pg__apply_ids(int op, pg_id a, enum pg__second second, pg_id
     pg__lock();
     uint32_t ia = pg__lookup(a), ib = second == PG__NODE ? pg__lookup(b) : 0;
     pg_id r = ia && (ib || second != PG__NODE) ? pg__apply(op, ia, second, ib, x) : PG_EBADID;
+    if (r > 0) r = pg__give(pg__slot(r));
     pg__unlock();
     return r;
 }
@@ -83,6 +86,32 @@ pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, doubl
         r = ifirst ? pg__apply(op, ifirst, PG__NODE, mid, 0.0)
                    : pg__apply(op, mid, PG__NUMBER, 0, number);
         pg__release(mid); /* the result holds it, or it goes */
+        if (r > 0) r = pg__give(pg__slot(r));
+    }
+    pg__unlock();
+    return r;
+}
+
+/* See pygrad.h. The node is custom(c0, group(c1, group(c2, ... c[n-1]))):
+ * n - 2 group nodes for n > 2 children (ops.h). */
+pg_id pg_custom(double data, const pg_id *children, int64_t n, pg_where *where) {
+    if (n < 0) return pg__blame(where, PG_ESIZE, 2, -1);
+    pg__lock();
+    pg__handles h = {children, n, 1, 0};
+    uint32_t *c;
+    /* each child gains a reference (two, if it is listed twice: a bound of n) */
+    int status = pg__many(&h, 1, NULL, 0, n, n > 2 ? n - 1 : 1, &c, where);
+    pg_id r = status;
+    if (status == PG_OK) {
+        uint32_t rest = n > 1 ? c[n - 1] : 0;
+        for (int64_t i = n - 2; i >= 1; i--) { /* the chain, from its end */
+            uint32_t g = pg__new_node(PG_OP_group, 0.0, 0.0, c[i], rest);
+            if (i < n - 2) pg__A.nodes[rest].refs--; /* the new group holds it now */
+            rest = g;
+        }
+        uint32_t out = pg__new_node(PG_OP_custom, data, 0.0, n > 0 ? c[0] : 0, rest);
+        if (n > 2) pg__A.nodes[rest].refs--;
+        r = pg__give(out);
     }
     pg__unlock();
     return r;

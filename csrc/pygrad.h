@@ -39,7 +39,11 @@ enum pg_status {
     PG_EDOM = -5,      /* math domain error: the result would not be real */
     PG_ERANGE = -6,    /* math range error: a finite input overflowed */
     PG_EZERODIV = -7,  /* zero raised to a negative power */
-    PG_ESIZE = -8      /* an array's length does not match what the call reads */
+    PG_ESIZE = -8,     /* an array's length does not match what the call reads */
+    /* not failures: what a call that works in steps asks of its caller */
+    PG_MORE = 1,       /* call again: there is more to do */
+    PG_PYTHON = 2,     /* run the backward of the node it names (Python's), then call again */
+    PG_WALK = 3        /* pg_backward did nothing: run this backward as a walk (pg_walk_*) */
 };
 
 /* A message for a status code; never NULL (status.c). */
@@ -61,8 +65,9 @@ typedef struct pg_where {
 int pg_op_count(void);
 const char *pg_op_name(int op);    /* method name: "add", "tanh", ... */
 const char *pg_op_symbol(int op);  /* micrograd's _op string: "+", "ReLU", ... */
-int pg_op_arity(int op);           /* children: 0 leaf, 1 unary, 2 binary */
+int pg_op_arity(int op);           /* children: 0 leaf, 1 unary, 2 binary, -1 any (custom) */
 int pg_op_takes_k(int op);         /* 1 if the op keeps a constant (a ** k) */
+const char *pg_op_doc(int op);     /* what it computes (a line for its docstring) */
 
 /* ---- building nodes (each returns a new handle or a negative status) ----- */
 pg_id pg_leaf(double data);
@@ -251,12 +256,41 @@ int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, i
                   const double *data, int64_t nrows, double *losses, int64_t *done,
                   pg_failure *failed);
 
+/* ---- custom ops: nodes whose data and backward are the caller's --------- */
+/* A node of op "custom" over the n nodes children (in order; n >= 0): its
+ * data is data, its backward in C does nothing (micrograd's
+ * Value(data, children, op) with its own _backward, which the caller runs: set
+ * pg_set_python_backward). Its children are held like any node's (more than
+ * two through hidden "group" nodes, ops.h). A new handle, or a status (on
+ * PG_EBADID, *where names the child). */
+pg_id pg_custom(double data, const pg_id *children, int64_t n, pg_where *where);
+/* Mark (on = 1) or unmark a node of any op as one whose backward is the
+ * caller's: backward() stops at it (PG_PYTHON, in a walk) instead of running
+ * its kernel. A tape refuses a graph with such a node. */
+int pg_set_python_backward(pg_id id, int on);
+
 /* ---- autograd ----------------------------------------------------------- */
 /* micrograd's backward: root.grad = 1, then every node's local backward in
- * reverse topological order, accumulating with +=. No recursion. */
-int pg_backward(pg_id root);
-/* One node's local backward, once (micrograd's Value._backward()). */
+ * reverse topological order, accumulating with +=. No recursion. Done in
+ * this one call where the graph has at most budget nodes (budget <= 0: any
+ * number) and no node is marked by pg_set_python_backward; else nothing is
+ * done and PG_WALK is returned: run it as a walk. */
+int pg_backward(pg_id root, int64_t budget);
+/* One node's local backward, once (micrograd's Value._backward()): its
+ * kernel's (a custom node's does nothing). */
 int pg_backward_node(pg_id id);
+/* A walk: the same backward in steps, so that the caller can run the nodes
+ * whose backward is its own, and stay responsive (Ctrl-C) on a graph of any
+ * size. The walk holds root, and with it the graph, until pg_walk_free. */
+typedef struct pg_walk pg_walk;
+pg_walk *pg_walk_new(pg_id root, int *status);
+/* At most budget more nodes of work (budget >= 1): the sort, then root.grad
+ * = 1, then the nodes' backwards in reverse order. Returns PG_OK when all is
+ * done, PG_MORE to be called again, PG_PYTHON with *node the handle of a
+ * marked node whose backward the caller must run now (the walk has passed
+ * it), or PG_ENOMEM (called again, it tries again). */
+int pg_walk_step(pg_walk *w, int64_t budget, pg_id *node);
+void pg_walk_free(pg_walk *w);
 
 /* ---- the arena ---------------------------------------------------------- */
 int64_t pg_live_nodes(void);       /* nodes in use */

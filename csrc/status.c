@@ -14,6 +14,9 @@ const char *pg_strerror(int status) {
     case PG_ERANGE: return "math range error";
     case PG_EZERODIV: return "0.0 cannot be raised to a negative power";
     case PG_ESIZE: return "an array's length does not match what the call reads";
+    case PG_MORE: return "more to do: call again";
+    case PG_PYTHON: return "a node whose backward is the caller's";
+    case PG_WALK: return "run this backward as a walk";
     default: return "unknown status";
     }
 }

@@ -131,12 +131,7 @@ static uint8_t pg__first_bits(const pg__finder *f, uint32_t p) {
 
 /* Whether op is a unary op (one child; an activation of a neuron). */
 static int pg__unary(int op) {
-    static const uint8_t arity[PG_OP_COUNT] = {
-#define PG__ARITY(name, symbol, arity, takes_k) arity,
-        PG_OP_LIST(PG__ARITY)
-#undef PG__ARITY
-    };
-    return op < PG_OP_COUNT && arity[op] == 1;
+    return pg_op_arity(op) == 1;
 }
 
 /* Whether slot c is used once in the graph: by one parent, as one operand. */
@@ -290,6 +285,11 @@ pg_tape *pg_tape_new(pg_id root, int *status) {
     uint32_t r = pg__lookup(root);
     int64_t n = !r ? PG_EBADID : pg__A.nodes[r].refs == UINT32_MAX ? PG_ELIMIT : pg__topo_sort(r);
     int st = n < 0 ? (int)n : PG_OK;
+    for (int64_t i = 0; st == PG_OK && i < n; i++) { /* (Python's backwards are not replayable) */
+        const pg_node *node = &pg__A.nodes[pg__A.order[i]];
+        if (node->op == PG_OP_custom || node->op == PG_OP_group || (node->flags & PG__PYTHON))
+            st = PG_EBADOP;
+    }
     if (st == PG_OK) {
         t = pg__realloc(NULL, sizeof *t);
         if (!t) {

@@ -30,8 +30,9 @@ class Op(NamedTuple):
     code: int
     name: str    # the method name, and the stem of its C kernels
     symbol: str  # micrograd's _op string for a node it makes
-    arity: int   # children: 0 a leaf, 1 unary, 2 binary
+    arity: int   # children: 0 a leaf, 1 unary, 2 binary, -1 any (a custom op)
     takes_k: bool  # keeps a constant in the node (a ** k)
+    doc: str     # what it computes
 
 
 def _text(p: Any) -> str:
@@ -39,15 +40,18 @@ def _text(p: Any) -> str:
 
 
 OPS = tuple(Op(i, _text(lib.pg_op_name(i)), _text(lib.pg_op_symbol(i)), lib.pg_op_arity(i),
-               bool(lib.pg_op_takes_k(i))) for i in range(lib.pg_op_count()))
+               bool(lib.pg_op_takes_k(i)), _text(lib.pg_op_doc(i)))
+            for i in range(lib.pg_op_count()))
 #: The ops by name: OP["add"].code
 OP = {op.name: op for op in OPS}
 
 # ---- statuses --------------------------------------------------------------
 
 OK = lib.PG_OK
-EBADID, EDOM, ERANGE, EZERODIV = lib.PG_EBADID, lib.PG_EDOM, lib.PG_ERANGE, lib.PG_EZERODIV
+EBADID, EBADOP, EDOM, ERANGE, EZERODIV = (lib.PG_EBADID, lib.PG_EBADOP, lib.PG_EDOM, lib.PG_ERANGE,
+                                       lib.PG_EZERODIV)
 ESIZE = lib.PG_ESIZE
+MORE, PYTHON, WALK = lib.PG_MORE, lib.PG_PYTHON, lib.PG_WALK  # (not failures: steps)
 
 #: The Python exception of each status: Python's own float and math rules.
 EXCEPTIONS = {
@@ -127,8 +131,29 @@ k_of = lib.pg_k
 child = lib.pg_child
 retain = lib.pg_retain
 release = lib.pg_release
-backward = lib.pg_backward
+backward = lib.pg_backward  # (root, budget): OK, or WALK: walk it (below)
 backward_node = lib.pg_backward_node
+set_python_backward = lib.pg_set_python_backward
+
+
+def custom(data: float, children: list[int]) -> int:
+    """A custom node (csrc/pygrad.h: pg_custom) over the handles children, or a status."""
+    return lib.pg_custom(data, children or ffi.NULL, len(children), ffi.NULL)
+
+
+def walk_new(root: int) -> tuple[Any, int]:
+    """(a walk of root's backward, freed with its owner, or None; the status)."""
+    status = ffi.new("int *")
+    ptr = lib.pg_walk_new(root, status)
+    return (None if ptr == ffi.NULL else ffi.gc(ptr, lib.pg_walk_free)), status[0]
+
+
+def node_out() -> Any:
+    """A pg_id for a call to fill in (pg_walk_step's node)."""
+    return ffi.new("pg_id *")
+
+
+walk_step = lib.pg_walk_step
 live_nodes = lib.pg_live_nodes
 capacity = lib.pg_capacity
 node_limit = lib.pg_node_limit

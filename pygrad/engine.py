@@ -110,19 +110,22 @@ class Value(metaclass=Watched):
     def __init__(self, data: float, _children: Iterable[Value] = (), _op: str = "",
                  label: str = "") -> None:
         data = real(data, "Value data")
+        children = tuple(_children)
         old = self._id
-        if old > 0 and _c.op_of(old) == 0:  # __init__ again on a live leaf: the same node
-            _c.check(_c.set_data(old, data), "Value", data)
-            _c.set_grad(old, 0.0)
+        if old > 0 and not children and _c.op_of(old) == 0:  # again, on a live leaf:
+            _c.check(_c.set_data(old, data), "Value", data)   # the same node (what a cache,
+            _c.set_grad(old, 0.0)                               # an optimizer, a tape holds)
+            _c.set_python_backward(old, 0)
         else:
-            node = _c.leaf(data)
-            _c.check(node, "Value", data)
-            self._id = node
+            self._id = _node(data, children)
             if old > 0:
                 _c.release(old)
+                Watched._edited()  # (a new node: every cache of handles is built again)
         self._a = self._b = self._r = None
-        if _children or _op:  # kept for _prev and _op; the node is a leaf to backward()
-            self._a, self._b = tuple(_children), _op
+        if children or _op:  # micrograd's Value(data, children, op): a custom op (its
+            self._a, self._b = children, _op  # _backward, if any, is assigned next)
+        if old:  # (micrograd's __init__ sets _backward = lambda: None)
+            self.__dict__.pop("_backward", None)
         if label:
             self.label = label
 
@@ -169,6 +172,10 @@ class Value(metaclass=Watched):
             return f"**{int(k) if type(k) is float and k.is_integer() and self._b is None else k}"
         return _c.OPS[op].symbol
 
+    @_op.setter
+    def _op(self, op: str) -> None:  # (micrograd's Values take it: kept as a hand-built one's)
+        self._a, self._b = tuple(self._prev), op
+
     @property
     def _prev(self) -> set[Value]:
         """The operands: the Value objects this one was made from."""
@@ -182,6 +189,20 @@ class Value(metaclass=Watched):
                 break
             children.append(self._operand(i, node))
         return _Children(children)
+
+    @_prev.setter
+    def _prev(self, children: Iterable[Value]) -> None:
+        """As on micrograd's Values, the graph under this one is now children:
+        it becomes a custom op's node over them (same data, grad and _backward)."""
+        children = tuple(children)
+        node = _node(self.data, children)
+        grad, op, old = self.grad, self._op, self._id
+        self._id, self._a, self._b, self._r = node, children, op, None
+        _c.release(old)
+        self.grad = grad
+        if "_backward" in self.__dict__:
+            self._backward = self.__dict__["_backward"]
+        Watched._edited()
 
     def _operand(self, i: int, node: int) -> Value:
         """The Value of operand i, whose node is `node`: the one this Value
@@ -201,11 +222,37 @@ class Value(metaclass=Watched):
 
     def backward(self) -> None:
         """Set self.grad = 1 and backpropagate through the whole graph (in C,
-        in micrograd's topological order; no recursion limit)."""
-        _c.check(_c.backward(self._id), "backward", self)
+        in micrograd's topological order; no recursion limit). A node with a
+        _backward of its own (a custom op) has it called in its turn."""
+        status = _c.backward(self._id, _BUDGET)
+        if status == _c.WALK:  # too big for one call, or Python's backwards in it
+            _walk(self)
+        else:
+            _c.check(status, "backward", self)
 
+    @property
+    def _backward(self) -> Any:
+        """This node's local backward: a function that, called, adds its
+        contributions to its operands' grads once (micrograd's). Assignable,
+        as in micrograd: a custom op's `out._backward = _backward`, which
+        backward() then calls in its turn."""
+        fn = self.__dict__.get("_backward")
+        return fn if fn is not None else self._kernel_backward
+
+    @_backward.setter
+    def _backward(self, fn: Any) -> None:
+        self.__dict__["_backward"] = fn
+        _python_backwards[self._id] = self
+        _c.set_python_backward(self._id, 1)
+
+    @_backward.deleter
     def _backward(self) -> None:
-        """Run this node's local backward once, into its operands' grads."""
+        self.__dict__.pop("_backward", None)
+        _python_backwards.pop(self._id, None)
+        _c.set_python_backward(self._id, 0)
+
+    def _kernel_backward(self) -> None:
+        """The C kernel's local backward of this node, once."""
         _c.check(_c.backward_node(self._id), "_backward", self)
 
     def __repr__(self) -> str:
@@ -391,6 +438,48 @@ def _composed(op, first, inner, a, x, symbol, left, right, number=0.0):
     return out
 
 
+def _node(data, children):
+    """A new node for Value(data, children): a leaf, or a custom op's node over
+    the children's nodes (csrc/pygrad.h: pg_custom)."""
+    if not children:
+        node = _c.leaf(data)
+    else:
+        for c in children:
+            if not isinstance(c, Value):
+                raise TypeError(f"Value children must be Values, not {type_name(c)!r}")
+        node = _c.custom(data, [c._id for c in children])
+    _c.check(node, "Value", data)
+    return node
+
+
+#: Nodes whose _backward is a Python function, by handle: backward() calls it.
+_python_backwards: Any = weakref.WeakValueDictionary()
+#: Nodes of work per C call of a backward (about 10 ms): between two calls
+#: Python runs (Ctrl-C, other threads, the custom ops' _backward).
+_BUDGET = 1 << 19
+
+
+@_signals.interruptible
+def _walk(root):
+    """root's backward in steps (csrc/graph.c: the walk), calling the Python
+    _backward of every node that has one in its turn."""
+    walk, status = _c.walk_new(root._id)
+    _c.check(status, "backward", root)
+    node = _c.node_out()
+    while True:
+        status = _c.walk_step(walk, _BUDGET, node)
+        if status == _c.PYTHON:
+            v = _python_backwards.get(node[0])
+            fn = v.__dict__.get("_backward") if v is not None else None
+            if fn is not None:
+                fn()
+            else:  # (its Value is gone, and its _backward with it: the kernel's)
+                _c.backward_node(node[0])
+        elif status != _c.MORE:
+            _c.check(status, "backward", root)
+            return
+
+
 def made(node: int, region: Region | None) -> Value:
     """The Value owning `node`, a handle a C call just returned (checked by
     the caller), which made it along with others (region: their operands)."""
@@ -458,6 +547,9 @@ def _node_field(name, get, put):
         if type(value) is not float and type(value) is not int:
             value = real(value, name)
         if put(self._id, value):
+            if self._id == 0:  # a subclass's __init__ that sets data without Value's
+                Value.__init__(self, value)
+                return
             raise _c.error(_c.EBADID, name, self._id)
 
     return property(fget, fset, doc=f"The node's {name} (a float; assignable).")

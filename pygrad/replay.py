@@ -47,6 +47,10 @@ class Tape:
         if not isinstance(root, Value):
             raise TypeError(f"Tape needs a pygrad Value, not {type(root).__name__!r}")
         self._c, status = _c.tape_new(root._id)  # the tape holds the graph alive
+        if status == _c.EBADOP:
+            raise ValueError("Tape: the graph has an op whose backward is Python's (a custom op, "
+                             "or a Value whose _backward was assigned): a Tape cannot replay "
+                             "it; run backward() on a rebuilt graph instead")
         _c.check(status, "Tape", root)
         self.root = root
 

@@ -37,7 +37,8 @@ SPECIAL = [0.0, -0.0, math.nan, -math.nan, math.inf, -math.inf, 5e-324, -5e-324,
 
 def test_programs_draw_every_op_of_the_table():
     assert set(BINARY) == {name for name, op in OPS.items() if pygrad._c.lib.pg_op_arity(op) == 2}
-    drawn = set(UNARY_OPS) | set(BINARY) | {"powk", "leaf"}  # powk: "x ** c"; leaf: the leaves
+    # powk: "x ** c"; leaf: the leaves; custom and group: tests/test_custom_ops.py's programs
+    drawn = set(UNARY_OPS) | set(BINARY) | {"powk", "leaf", "custom", "group"}
     assert drawn == set(OPS), f"ops no program draws: {set(OPS) - drawn}"
 
 

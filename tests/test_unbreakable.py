@@ -4,6 +4,7 @@ path ignored, inputs that change while they are read, forged state, Python
 failing after C built a node, __init__ and __del__ called by hand, Ctrl-C in
 a finalizer, and cyclic garbage whose finalizers read its Values."""
 import copyreg
+import math
 import gc
 import pickle
 import pickletools
@@ -320,3 +321,24 @@ def test_a_custom_op_cycle_is_collected(arena_baseline):
     del a, out, _backward
     gc.collect()
     assert pygrad.live_nodes() == arena_baseline
+
+
+def test_a_forged_handle_never_frees_a_node_a_parent_holds():
+    """`_id` is Python state anyone can write: the C library counts the
+    handles it gave out apart from the references parents hold, so a forged
+    or doubled release fails instead of freeing a node still in a graph."""
+    a = Value(2.0)
+    p = (a * 3.0).tanh()
+    for _ in range(3):
+        forged = Value(0.0)
+        pygrad._c.release(forged._id)  # (its own node given back first)
+        forged._id = a._id  # now names a's node, holding no handle of it
+        del forged  # releases a handle: a's one, the first time; then nothing
+        check_arena()
+    p.backward()
+    assert p.data == math.tanh(6.0) and a.data == 2.0  # a's node lives on in p's graph
+    assert pygrad._c.release(a._id) in (0, pygrad._c.EBADID)
+    assert pygrad._c.release(a._id) == pygrad._c.EBADID  # never below zero
+    del a, p
+    gc.collect()
+    check_arena()

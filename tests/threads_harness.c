@@ -114,7 +114,7 @@ static void train(uint64_t seed, result *r) {
         CHECK(loss > 0, "pg_loss: %lld", (long long)loss);
         release_all(pred, 4);
         CHECK(pg_scatter(params, NPARAMS, PG_GRAD, NULL, 0, 0.0, NULL) == PG_OK, "zero_grad");
-        CHECK(pg_backward(loss) == PG_OK, "pg_backward");
+        CHECK(pg_backward(loss, 0) == PG_OK, "pg_backward");
         CHECK(pg_optim_step(sgd) == PG_OK, "pg_optim_step");
         r->train_loss[it] = pg_data(loss);
         CHECK(pg_release(loss) == PG_OK, "pg_release");
@@ -166,7 +166,7 @@ static void chain(uint64_t seed, result *r) {
         pg_release(y), pg_release(m), pg_release(a);
         y = s;
     }
-    CHECK(pg_backward(y) == PG_OK, "pg_backward");
+    CHECK(pg_backward(y, 0) == PG_OK, "pg_backward");
     r->chain_data = pg_data(y);
     r->chain_grad = pg_grad(x);
     pg_release(y);
@@ -176,7 +176,7 @@ static void chain(uint64_t seed, result *r) {
 /* Each call is atomic under the arena lock, so whatever the interleaving,
  * the shared grads end as after SHARED_BACKWARDS * NTHREADS calls in a row. */
 static void shared_work(void) {
-    for (int i = 0; i < SHARED_BACKWARDS; i++) CHECK(pg_backward(shared_root) == PG_OK, "shared");
+    for (int i = 0; i < SHARED_BACKWARDS; i++) CHECK(pg_backward(shared_root, 0) == PG_OK, "shared");
     for (int i = 0; i < RETAINS; i++) {
         pg_id v = shared_leaf[i % 8];
         CHECK(pg_retain(v) == PG_OK, "pg_retain");
@@ -230,7 +230,7 @@ int main(void) {
     int64_t base = pg_live_nodes();
     for (int i = 0; i < NTHREADS; i++) own_work(i, &alone[i]);
     CHECK(pg_live_nodes() == base, "one thread: every node returned");
-    for (int i = 0; i < SHARED_BACKWARDS * NTHREADS; i++) pg_backward(shared_root);
+    for (int i = 0; i < SHARED_BACKWARDS * NTHREADS; i++) pg_backward(shared_root, 0);
     double want[4], got[4];
     shared_grads(want);
     pg_scatter(shared_x, 3, PG_GRAD, NULL, 0, 0.0, NULL);

@@ -440,7 +440,7 @@ static int step(reader *r) {
         break;
     case 16: {
         pg_id h = handle(r);
-        int status = u8(r) % 2 ? pg_backward(h) : pg_backward_node(h);
+        int status = u8(r) % 2 ? pg_backward(h, 0) : pg_backward_node(h);
         REQUIRE(status == PG_OK || status == PG_EBADID || status == PG_ENOMEM);
         break;
     }
