@@ -39,8 +39,10 @@ pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t 
         st = PG_ENOMEM;
         goto done;
     }
-    *o = (pg_optim){*cfg, n, 0, slot, m, v, 0};
+    *o = (pg_optim){*cfg, n, 0, slot, m, v, 0, 0};
     pg__lock();
+    static uint64_t serials = 0;
+    o->serial = ++serials;
     st = pg__lookup_n(params, n, slot, 0);
     for (int64_t i = 0; i < n && st == PG_OK; i++)
         if (pg__A.nodes[slot[i]].refs > UINT32_MAX - (uint32_t)n) st = PG_ELIMIT;
@@ -126,6 +128,11 @@ static void pg__sgd(pg_optim *o, const pg__params *p) {
         const double *data = p->data + p->first, *grad = p->grad + p->first;
         double *next = p->next + p->first;
         for (int64_t i = 0; i < o->n; i++) next[i] = pg__sgd_step(&c, data[i], grad[i], NULL, 0);
+    } else if (p && !p->outside && c.momentum == 0.0) { /* a tape's, anywhere */
+        for (int64_t i = 0; i < o->n; i++) {
+            uint32_t at = p->slot[i];
+            p->next[at] = pg__sgd_step(&c, p->data[at], p->grad[at], NULL, 0);
+        }
     } else {
         for (int64_t i = 0; i < o->n; i++) {
             const double *data;

@@ -12,6 +12,7 @@ struct pg_optim {
     double *m;       /* SGD: the momentum buffer; Adam: the first moment */
     double *v;       /* Adam: the second moment */
     int have_m;      /* SGD: the momentum buffer holds a first step */
+    uint64_t serial; /* this optimizer's number, never reused (a tape names its optimizer so) */
 };
 
 /* Where pg__optim_update finds the parameters when they are a tape's: with

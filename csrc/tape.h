@@ -49,7 +49,8 @@ typedef struct pg__step {
     uint8_t binary;  /* NODE: its op has two operands */
     uint32_t out;    /* NODE: its slot; NEURON, LAYER: the index of its descriptor */
     uint32_t a, b;   /* NODE: its operands' slots: b is 0 for a unary op, and the
-                      * slot of the op constant for powk */
+                      * slot of the op constant for powk; NEURON, LAYER: a is the
+                      * step's cost in node-steps (for chunking, at most UINT32_MAX) */
 } pg__step;
 
 /* One term a*b of a neuron: its operands' slots, in operand order. */
@@ -98,7 +99,7 @@ enum {
 /* What a training run updates and feeds: its optimizer's parameters and
  * its inputs, by slot (tape_replay.c, "Sessions"). */
 typedef struct pg__session {
-    pg_optim *o;          /* the optimizer it was made for (compared by content) */
+    uint64_t serial;      /* the optimizer it was made for (pg_optim.serial; 0: none) */
     int64_t nparams;
     uint32_t *at;         /* parameter i's slot, or 0 for a node outside the graph */
     uint32_t *outside;    /* ... then its arena slot here (else 0); NULL if none is */

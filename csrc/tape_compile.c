@@ -667,7 +667,9 @@ static int pg__emit_layer(pg__job *j, const pg__cand *c) {
     if (status != PG_OK) return status;
     if (J > j->widest) j->widest = J;
     if (n > j->widest) j->widest = n;
-    pg__step step = {PG__STEP_LAYER, c->act, 0, 0, (uint32_t)j->nlayers, 0, 0};
+    uint64_t cost = (2 * (uint64_t)n + 2) * J;
+    pg__step step = {PG__STEP_LAYER, c->act, 0, 0, (uint32_t)j->nlayers,
+                     cost > UINT32_MAX ? UINT32_MAX : (uint32_t)cost, 0};
     PG__PUSH(j->layers, j->nlayers, j->layers_cap, L);
     PG__PUSH(j->steps, j->nsteps, j->steps_cap, step);
     return 1;
@@ -697,7 +699,9 @@ static int pg__emit_neuron(pg__job *j, const pg__found *f) {
         if (status == PG_OK) status = pg__k_slot(j, f->top, &N.k);
     }
     if (status != PG_OK) return status;
-    pg__step step = {PG__STEP_NEURON, f->act, 0, 0, (uint32_t)j->nneurons, 0, 0};
+    uint64_t cost = 2 * (uint64_t)f->n + 2;
+    pg__step step = {PG__STEP_NEURON, f->act, 0, 0, (uint32_t)j->nneurons,
+                     cost > UINT32_MAX ? UINT32_MAX : (uint32_t)cost, 0};
     PG__PUSH(j->neurons, j->nneurons, j->neurons_cap, N);
     PG__PUSH(j->steps, j->nsteps, j->steps_cap, step);
     return PG_OK;
@@ -727,7 +731,8 @@ static int pg__emit(pg__job *j, size_t i, size_t *took) {
             return PG_ENOMEM;
         pg__cand c = {.xrole = j->roles, .items = j->items};
         pg__candidate(j, &c, i);
-        int emitted = c.J ? pg__emit_layer(j, &c) : 0;
+        /* A lone neuron of a few terms runs faster as a neuron step. */
+        int emitted = c.J > 1 || (c.J == 1 && c.n > 4) ? pg__emit_layer(j, &c) : 0;
         if (emitted < 0) return emitted;
         if (emitted) {
             *took = c.J;

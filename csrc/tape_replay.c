@@ -169,101 +169,141 @@ static inline const double *pg__layer_x(const pg_tape *t, const pg__layer *L, co
     return t->scratch;
 }
 
+/* The slot of neuron j's b: after its weights, or listed apart. */
 static inline uint32_t pg__layer_b(const pg_tape *t, const pg__layer *L, uint32_t j) {
     return L->wstride > L->n ? L->w + j * L->wstride + L->n : t->index[L->b + j];
 }
 
+/* out[j] = act(sum[j]) for j < J, by act's forward kernel, the op chosen
+ * once for the layer; PG_OK, or the first failure's status (*bad = j). */
+static inline int pg__activate_all(int act, uint32_t J, const double *sum, double k, double *out,
+                                   uint32_t *bad) {
+    switch (act) {
+#define PG__CASE(name, symbol, arity, takes_k)                       \
+    case PG_OP_##name:                                               \
+        for (uint32_t j = 0; j < J; j++) {                           \
+            pg__vals x = {sum[j], 0.0, k, 0.0};                      \
+            int status = name##_forward(&x);                         \
+            if (status != PG_OK) return *bad = j, status;            \
+            out[j] = x.out;                                          \
+        }                                                            \
+        return PG_OK;
+        PG_OP_LIST(PG__CASE)
+#undef PG__CASE
+    default: return PG_EBADOP;
+    }
+}
+
+/* gs[j] = 0.0 + act's backward for neuron j's output grad gout[j]: the grad
+ * of its s_n, a first contribution (one parent), for j < J. */
+static inline void pg__act_grads(int act, uint32_t J, const double *sum, const double *out, double k,
+                                 const double *gout, double *restrict gs) {
+    switch (act) {
+#define PG__CASE(name, symbol, arity, takes_k)                       \
+    case PG_OP_##name:                                               \
+        for (uint32_t j = 0; j < J; j++) {                           \
+            pg__vals x = {sum[j], 0.0, k, out[j]};                   \
+            gs[j] = 0.0 + name##_backward(&x, gout[j]).a;            \
+        }                                                            \
+        break;
+        PG_OP_LIST(PG__CASE)
+#undef PG__CASE
+    }
+}
+
 static int pg__layer_forward(const pg_tape *t, const pg__layer *L, int act, double *v, uint32_t *failed) {
-    size_t xs;
+    size_t xs, ws = L->wstride;
     const double *x = pg__layer_x(t, L, v, &xs);
     const double *w = v + L->w;
     uint32_t J = L->nneurons, n = L->n, j = 0;
     double *sum = v + L->sum;
     if (t->order == PG_ORDER_FAST) {
-        for (; j < J; j++) sum[j] = pg__dot(v[pg__layer_b(t, L, j)], w + j * L->wstride, x + j * xs, n, 1);
+        for (; j < J; j++) sum[j] = pg__dot(v[pg__layer_b(t, L, j)], w + j * ws, x + j * xs, n, 1);
     } else {
         for (; j + 4 <= J; j += 4) {
             double acc[4];
-            for (int l = 0; l < 4; l++) acc[l] = v[pg__layer_b(t, L, j + l)];
-            pg__dot4(acc, w + j * L->wstride, L->wstride, x + j * xs, xs, n);
-            for (int l = 0; l < 4; l++) sum[j + l] = acc[l];
+            for (uint32_t l = 0; l < 4; l++) acc[l] = v[pg__layer_b(t, L, j + l)];
+            pg__dot4(acc, w + j * ws, ws, x + j * xs, xs, n);
+            for (uint32_t l = 0; l < 4; l++) sum[j + l] = acc[l];
         }
-        for (; j < J; j++) sum[j] = pg__dot(v[pg__layer_b(t, L, j)], w + j * L->wstride, x + j * xs, n, 0);
+        for (; j < J; j++) sum[j] = pg__dot(v[pg__layer_b(t, L, j)], w + j * ws, x + j * xs, n, 0);
     }
-    if (act == PG_OP_leaf) return PG_OK;
-    double k = v[L->k], *out = v + L->out;
-    for (j = 0; j < J; j++) {
-        int status = pg__activate(act, sum[j], k, &out[j]);
-        if (status != PG_OK) {
-            *failed = j;
-            return status;
-        }
-    }
-    return PG_OK;
+    return act == PG_OP_leaf ? PG_OK : pg__activate_all(act, J, sum, v[L->k], v + L->out, failed);
 }
 
-/* The grads of a layer's inputs x (see tape_compile.c, "Layers"): for shared
- * inputs, each neuron's contributions added in turn, the last neuron's
- * first; gj[j] is neuron j's inner grad. */
-static void pg__layer_backward_x(const pg_tape *t, const pg__layer *L, const double *v, double *g,
-                                 const double *gj) {
+/* The grads one neuron of a layer gives its weights (mul's backward: x * g)
+ * and, unless gx is NULL, its inputs (w * g), g its inner grad; first:
+ * assign (0.0 + ...) instead of add. restrict: weights, inputs and grads
+ * are distinct slots (tape_compile.c, "Layers"). */
+static inline void pg__neuron_grads(double *restrict gw, double *restrict gx, const double *restrict w,
+                                    const double *restrict x, double g, uint32_t n, int wfirst,
+                                    int xfirst) {
+    if (!gx) {
+        if (wfirst) for (uint32_t k = 0; k < n; k++) gw[k] = 0.0 + x[k] * g;
+        else for (uint32_t k = 0; k < n; k++) gw[k] = gw[k] + x[k] * g;
+    } else if (wfirst && !xfirst) {
+        for (uint32_t k = 0; k < n; k++) {
+            gw[k] = 0.0 + x[k] * g;
+            gx[k] = gx[k] + w[k] * g;
+        }
+    } else if (!xfirst) {
+        for (uint32_t k = 0; k < n; k++) {
+            gw[k] = gw[k] + x[k] * g;
+            gx[k] = gx[k] + w[k] * g;
+        }
+    } else {
+        for (uint32_t k = 0; k < n; k++) {
+            gw[k] = (wfirst ? 0.0 : gw[k]) + x[k] * g;
+            gx[k] = 0.0 + w[k] * g;
+        }
+    }
+}
+
+/* A layer's backward (tape_compile.c, "Layers"), its neurons last to first:
+ * their weights' grads and, unless they wait for the write-back (defer),
+ * their inputs'. Shared inputs' grads are added up in place (contiguous)
+ * or in scratch (gathered), starting from the grad each held or, for a
+ * first contribution, from 0.0. With grads_only only the inputs' grads are
+ * due, from the grads the s_n slots hold (the write-back). */
+static void pg__layer_backward(const pg_tape *t, const pg__layer *L, int act, const double *v, double *g,
+                               int defer, int grads_only) {
+    size_t xs, ws = L->wstride;
+    const double *x = pg__layer_x(t, L, v, &xs);
     const double *w = v + L->w;
     uint32_t J = L->nneurons, n = L->n;
-    if (L->xkind == PG__X_OWN) {
-        double *gx = g + L->x;
-        for (uint32_t j = J; j-- > 0;) {
-            const double *wj = w + j * L->wstride;
-            double *gxj = gx + j * (size_t)n;
-            if (L->xownfirst) for (uint32_t k = 0; k < n; k++) gxj[k] = 0.0 + wj[k] * gj[j];
-            else for (uint32_t k = 0; k < n; k++) gxj[k] = gxj[k] + wj[k] * gj[j];
+    int own = L->xkind == PG__X_OWN, xfirst = own && L->xownfirst;
+    double *gx = L->xkind == PG__X_GATHER ? t->scratch + t->widest : g + L->x;
+    if (!defer && !own) {
+        const uint8_t *first = t->bytes + L->xfirst;
+        if (L->xkind == PG__X_SHARED) {
+            for (uint32_t k = 0; k < n; k++)
+                if (first[k]) gx[k] = 0.0;
+        } else {
+            for (uint32_t k = 0; k < n; k++) gx[k] = first[k] ? 0.0 : g[t->index[L->x + k]];
         }
-        return;
     }
-    double *gx = t->scratch + t->widest;
-    const uint8_t *first = t->bytes + L->xfirst;
-    const uint32_t *slots = t->index + L->x;
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t s = L->xkind == PG__X_SHARED ? L->x + k : slots[k];
-        gx[k] = first[k] ? 0.0 : g[s];
-    }
+    if (!grads_only && act != PG_OP_leaf)
+        pg__act_grads(act, J, v + L->sum, v + L->out, v[L->k], g + L->out, g + L->sum);
     for (uint32_t j = J; j-- > 0;) {
-        const double *wj = w + j * L->wstride;
-        double gjj = gj[j];
-        for (uint32_t k = 0; k < n; k++) gx[k] = gx[k] + wj[k] * gjj;
+        double gs = g[L->sum + j], gg = 0.0 + gs;
+        const double *wj = w + j * ws;
+        double *gxj = gx + j * xs;
+        if (grads_only) {
+            for (uint32_t k = 0; k < n; k++) gxj[k] = (xfirst ? 0.0 : gxj[k]) + wj[k] * gg;
+            continue;
+        }
+        uint32_t b = pg__layer_b(t, L, j); /* from s1 */
+        g[b] = (L->bfirst ? 0.0 : g[b]) + (n == 1 ? gs : gg);
+        pg__neuron_grads(g + L->w + j * ws, defer ? NULL : gxj, wj, x + j * xs, gg, n, L->wfirst, xfirst);
     }
-    for (uint32_t k = 0; k < n; k++) g[L->xkind == PG__X_SHARED ? L->x + k : slots[k]] = gx[k];
-}
-
-static void pg__layer_backward(const pg_tape *t, const pg__layer *L, int act, const double *v, double *g,
-                               int defer) {
-    size_t xs;
-    const double *x = pg__layer_x(t, L, v, &xs);
-    uint32_t J = L->nneurons, n = L->n;
-    double *gj = t->scratch + 2 * t->widest;
-    for (uint32_t j = 0; j < J; j++) {
-        double gs = g[L->out + j];
-        if (act != PG_OP_leaf) gs = g[L->sum + j] = pg__act_grad(act, v[L->sum + j], v[L->k], v[L->out + j], gs);
-        double gg = gj[j] = 0.0 + gs;
-        uint32_t b = pg__layer_b(t, L, j);
-        g[b] = (L->bfirst ? 0.0 : g[b]) + (n == 1 ? gs : gg); /* from s1 */
-        /* the weights: mul's backward, x * g */
-        double *gw = g + L->w + j * L->wstride;
-        const double *xj = x + j * xs;
-        if (L->wfirst) for (uint32_t k = 0; k < n; k++) gw[k] = 0.0 + xj[k] * gg;
-        else for (uint32_t k = 0; k < n; k++) gw[k] = gw[k] + xj[k] * gg;
-    }
-    if (!defer) pg__layer_backward_x(t, L, v, g, gj);
+    if (!defer && L->xkind == PG__X_GATHER)
+        for (uint32_t k = 0; k < n; k++) g[t->index[L->x + k]] = gx[k];
 }
 
 /* ---- passes -------------------------------------------------------------------- */
 
 /* Node-steps a step costs, for chunking. */
-static inline int64_t pg__step_cost(const pg_tape *t, const pg__step *s) {
-    if (s->kind == PG__STEP_NODE) return 1;
-    if (s->kind == PG__STEP_NEURON) return 2 * (int64_t)t->neurons[s->out].n + 2;
-    const pg__layer *L = &t->layers[s->out];
-    return (2 * (int64_t)L->n + 2) * L->nneurons;
-}
+static inline int64_t pg__step_cost(const pg__step *s) { return s->kind == PG__STEP_NODE ? 1 : s->a; }
 
 /* Forward over steps [from, nsteps) in buffer v until budget is spent:
  * returns PG_OK with *stop the step to go on from (nsteps when done), or a
@@ -274,30 +314,20 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
     for (; i < t->nsteps && budget > 0; i++) {
         const pg__step *s = &t->steps[i];
         int status;
-        uint32_t out, a = 0, bad = 0;
+        uint32_t bad = 0;
         switch (s->kind) {
-        case PG__STEP_NODE:
-            status = pg__node_forward(s, v);
-            out = s->out, a = s->a;
-            break;
-        case PG__STEP_NEURON: {
-            const pg__neuron *N = &t->neurons[s->out];
-            status = pg__neuron_forward(t, N, s->op, v);
-            out = N->out, a = N->sum;
-            break;
+        case PG__STEP_NODE: status = pg__node_forward(s, v); break;
+        case PG__STEP_NEURON: status = pg__neuron_forward(t, &t->neurons[s->out], s->op, v); break;
+        default: status = pg__layer_forward(t, &t->layers[s->out], s->op, v, &bad);
         }
-        default: {
-            const pg__layer *L = &t->layers[s->out];
-            status = pg__layer_forward(t, L, s->op, v, &bad);
-            out = L->out + bad, a = L->sum + bad;
-        }
-        }
-        budget -= pg__step_cost(t, s);
-        if (status != PG_OK) {
-            if (failed) {
-                int binary = s->kind == PG__STEP_NODE && s->binary;
-                *failed = (pg_failure){pg__handle(t->node[out]), v[a], binary ? v[s->b] : 0.0};
-            }
+        budget -= pg__step_cost(s);
+        if (status != PG_OK) { /* the failing node and its operands */
+            uint32_t out = s->out, a = s->a;
+            if (s->kind == PG__STEP_NEURON) out = t->neurons[s->out].out, a = t->neurons[s->out].sum;
+            if (s->kind == PG__STEP_LAYER) out = t->layers[s->out].out + bad, a = t->layers[s->out].sum + bad;
+            if (failed)
+                *failed = (pg_failure){pg__handle(t->node[out]), v[a],
+                                       s->kind == PG__STEP_NODE && s->binary ? v[s->b] : 0.0};
             return status;
         }
     }
@@ -317,9 +347,9 @@ static void pg__backward_pass(const pg_tape *t, const double *v, int64_t from, i
         switch (s->kind) {
         case PG__STEP_NODE: pg__node_backward(s, v, g); break;
         case PG__STEP_NEURON: pg__neuron_backward(t, &t->neurons[s->out], s->op, v, g); break;
-        default: pg__layer_backward(t, &t->layers[s->out], s->op, v, g, defer[s->out]);
+        default: pg__layer_backward(t, &t->layers[s->out], s->op, v, g, defer[s->out], 0);
         }
-        budget -= pg__step_cost(t, s);
+        budget -= pg__step_cost(s);
     }
     *stop = t->nsteps - i;
 }
@@ -358,13 +388,8 @@ static void pg__write_back(pg_tape *t, unsigned what) {
     double *g = t->grad;
     int data = (what & PG__DATA_NEW) != 0, grad = (what & PG__GRAD_NEW) != 0;
     if (grad) /* the grads left for now */
-        for (int64_t l = 0; l < t->nlayers; l++) {
-            const pg__layer *L = &t->layers[l];
-            if (!t->s.defer[l]) continue;
-            double *gj = t->scratch + 2 * t->widest;
-            for (uint32_t j = 0; j < L->nneurons; j++) gj[j] = 0.0 + g[L->sum + j];
-            pg__layer_backward_x(t, L, v, g, gj);
-        }
+        for (int64_t l = 0; l < t->nlayers; l++)
+            if (t->s.defer[l]) pg__layer_backward(t, &t->layers[l], 0, v, g, 0, 1);
     for (int64_t i = 0; i < t->nleaves; i++) {
         pg_node *n = &nodes[t->node[t->leaves[i]]];
         if (data) n->data = now[t->leaves[i]];
@@ -436,11 +461,7 @@ static void pg__gather(pg_tape *t, int all) {
 /* Whether o and the nodes inputs are what the tape's session was made for. */
 static int pg__same_session(const pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs) {
     const pg__session *s = &t->s;
-    if (s->o != o || s->ninputs != ninputs || (o && o->n != s->nparams)) return 0;
-    for (int64_t i = 0; o && i < o->n; i++) {
-        uint32_t at = s->at ? s->at[i] : s->first + (uint32_t)i;
-        if ((at ? t->node[at] : s->outside[i]) != o->slot[i]) return 0;
-    }
+    if (s->serial != (o ? o->serial : 0) || s->ninputs != ninputs) return 0;
     for (int64_t j = 0; j < ninputs; j++)
         if (pg__lookup(inputs[j]) != s->in_node[j]) return 0;
     return 1;
@@ -448,18 +469,18 @@ static int pg__same_session(const pg_tape *t, pg_optim *o, const pg_id *inputs, 
 
 /* The slot of each node of the graph in its arena mark (inner nodes: nslots
  * + their index), or, with restore, the marks as the sort leaves them. */
-static void pg__mark_graph(const pg_tape *t, int restore) {
+static void pg__mark_graph(const pg_tape *t, int restore, int inner) {
     pg_node *nodes = pg__A.nodes;
     for (uint32_t s = 1; s < t->nslots; s++)
         if (t->node[s]) nodes[t->node[s]].mark = restore ? pg__A.epoch : s;
-    for (int64_t i = 0; i < t->ninner; i++)
+    for (int64_t i = 0; inner && i < t->ninner; i++)
         nodes[t->inner[i]].mark = restore ? pg__A.epoch : t->nslots + (uint32_t)i;
 }
 
 /* The slot of arena node a in the graph (0 if not in it); *leaf: a leaf of it. */
 static uint32_t pg__slot_of(const pg_tape *t, uint32_t a, int *inner) {
     uint32_t m = pg__A.nodes[a].mark;
-    *inner = m >= t->nslots && m - t->nslots < t->ninner && t->inner[m - t->nslots] == a;
+    *inner = pg__A.nodes[a].op != PG_OP_leaf && m >= t->nslots && m - t->nslots < t->ninner && t->inner[m - t->nslots] == a;
     return m < t->nslots && t->node[m] == a ? m : 0;
 }
 
@@ -469,7 +490,7 @@ static uint32_t pg__slot_of(const pg_tape *t, uint32_t a, int *inner) {
  * (PG_EBADOP, *bad naming it). Nothing changes on failure. */
 static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs, uint32_t *bad) {
     pg__session s = {0};
-    s.o = o, s.ninputs = ninputs, s.defer = t->s.defer;
+    s.serial = o ? o->serial : 0, s.ninputs = ninputs, s.defer = t->s.defer;
     int status = PG_OK;
     int64_t np = o ? o->n : 0;
     size_t pn = np ? (size_t)np : 1, in = ninputs ? (size_t)ninputs : 1;
@@ -495,7 +516,10 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
         return status;
     }
     if (seen) memset(seen, 0, t->nslots);
-    if (np || ninputs) pg__mark_graph(t, 0);
+    int inner = 0; /* inner nodes need marks only to be told from nodes outside the graph */
+    for (int64_t i = 0; i < np; i++) inner |= pg__A.nodes[o->slot[i]].op != PG_OP_leaf;
+    for (int64_t j = 0; j < ninputs; j++) inner |= pg__A.nodes[s.in_node[j]].op != PG_OP_leaf;
+    if (np || ninputs) pg__mark_graph(t, 0, inner);
     int outside = 0, identity = np > 0;
     for (int64_t i = 0; i < np && status == PG_OK; i++) {
         int inner;
@@ -515,7 +539,7 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
         s.in_special[j] = !at || (seen && seen[at]);
         s.special |= s.in_special[j];
     }
-    if (np || ninputs) pg__mark_graph(t, 1);
+    if (np || ninputs) pg__mark_graph(t, 1, inner);
     /* a layer's input grads wait for the write-back unless the optimizer reads them */
     for (int64_t l = 0; l < t->nlayers; l++) {
         const pg__layer *L = &t->layers[l];
