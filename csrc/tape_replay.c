@@ -91,15 +91,20 @@ static inline double pg__act_grad(int act, double sum, double k, double out, dou
 }
 
 /* b + w[0]*x[0] + ... + w[n-1]*x[n-1]: in micrograd's order (exact), or
- * with eight partial sums that the compiler keeps in vector registers
- * (fast: any order is within the bound pygrad.h states). */
+ * (fast) as eight partial sums, term k in sum k % 8, then added pairwise,
+ * then the last n % 8 terms in order: any order is within the bound
+ * pygrad.h states. The compiler keeps the eight sums in vector registers
+ * (this form of the loop, the lanes an array, is what it vectorizes); each
+ * is a chain of adds in order either way, so the bits do not depend on it. */
 static inline double pg__dot(double b, const double *w, const double *x, uint32_t n, int fast) {
     uint32_t k = 0;
     if (fast && n >= 16) {
         double a[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-        for (; k + 8 <= n; k += 8)
-            for (int l = 0; l < 8; l++) a[l] = a[l] + w[k + l] * x[k + l];
+        uint32_t m = n / 8;
+        for (uint32_t i = 0; i < m; i++)
+            for (uint32_t l = 0; l < 8; l++) a[l] = a[l] + w[8 * i + l] * x[8 * i + l];
         b = b + (((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])));
+        k = 8 * m;
     }
     for (; k < n; k++) b = b + w[k] * x[k];
     return b;
