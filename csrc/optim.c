@@ -108,18 +108,6 @@ static inline void pg__param(const pg_optim *o, const pg__params *p, int64_t i, 
     }
 }
 
-/* torch.optim.SGD: g += wd * p; buf = momentum * buf + (1 - dampening) * g
- * (buf = g on the first step); g = nesterov ? g + momentum * buf : buf;
- * p -= lr * g. m is the parameter's momentum buffer. */
-static inline double pg__sgd_step(const pg_optim_config *c, double p, double g, double *m, int first) {
-    if (c->weight_decay != 0.0) g = g + c->weight_decay * p;
-    if (c->momentum != 0.0) {
-        *m = first ? g : *m * c->momentum + (1.0 - c->dampening) * g;
-        g = c->nesterov ? g + c->momentum * *m : *m;
-    }
-    return p - c->lr * g;
-}
-
 static void pg__sgd(pg_optim *o, const pg__params *p) {
     const pg_optim_config c = o->cfg;
     int first = !o->have_m;

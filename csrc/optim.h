@@ -33,4 +33,18 @@ typedef struct pg__params {
  * NULL, else where p says. */
 void pg__optim_update(pg_optim *o, const pg__params *p);
 
+/* torch.optim.SGD's step of one parameter p with grad g: g += wd * p;
+ * buf = momentum * buf + (1 - dampening) * g (buf = g on the first step);
+ * g = nesterov ? g + momentum * buf : buf; p -= lr * g. m is its momentum
+ * buffer (unused with momentum 0: then the step needs no state, and a tape
+ * may take it in its backward, tape_replay.c). */
+static inline double pg__sgd_step(const pg_optim_config *c, double p, double g, double *m, int first) {
+    if (c->weight_decay != 0.0) g = g + c->weight_decay * p;
+    if (c->momentum != 0.0) {
+        *m = first ? g : *m * c->momentum + (1.0 - c->dampening) * g;
+        g = c->nesterov ? g + c->momentum * *m : *m;
+    }
+    return p - c->lr * g;
+}
+
 #endif

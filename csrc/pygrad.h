@@ -186,6 +186,9 @@ int64_t pg_tape_layers(const pg_tape *t);
 void pg_debug_tape_fusion(int on);
 void pg_debug_tape_layers(int on);
 void pg_debug_tape_refuse(int op);
+/* Test hook: layer steps run their plain C kernels (0), or the fastest the
+ * CPU has (1, the default; the same bits). */
+void pg_debug_tape_simd(int on);
 /* What failed in a replay: the node whose op raised, and its operands'
  * data at that moment (b is 0 for a unary op). */
 typedef struct pg_failure {

@@ -35,6 +35,8 @@
 #include "arena.h"
 #include "pygrad.h"
 
+enum { PG__DEFER_X = 1, PG__STEP_W = 2 };
+
 enum pg__step_kind { PG__STEP_NODE, PG__STEP_NEURON, PG__STEP_LAYER };
 
 /* Bits of pg__step.first and pg__term.first: the node's contribution to its
@@ -87,6 +89,9 @@ typedef struct pg__layer {
     uint8_t xkind;
     uint8_t wfirst, bfirst, xownfirst; /* first-contribution bits, the same for every neuron */
     uint8_t defer;        /* x are leaves nothing else uses: their grads can wait (tape_replay.c) */
+    uint8_t own_w;        /* no other layer has these weights, and no other step adds to
+                           * their grads or their biases': an SGD step can be taken in the
+                           * backward (tape_replay.c, "Steps in the backward") */
 } pg__layer;
 
 /* The state of a tape's numbers relative to its graph (tape_replay.c). */
@@ -111,7 +116,10 @@ typedef struct pg__session {
     uint8_t *in_special;  /* 1: also a parameter, or outside the graph: saved before each load */
     double *in_saved;
     int special;          /* some input is special */
-    uint8_t *defer;       /* per layer: its inputs' grads wait for the write-back */
+    uint8_t *defer;       /* per layer: PG__DEFER_X, its inputs' grads wait for the
+                           * write-back; PG__STEP_W, its weights are parameters */
+    int fusable;          /* the parameters are exactly some layers' own_w weights: a plain
+                           * SGD steps them in the backward */
 } pg__session;
 
 struct pg__job;
@@ -153,6 +161,8 @@ struct pg_tape {
     unsigned flags;       /* PG__HAVE_FWD | PG__DATA_NEW | PG__GRAD_NEW */
     int64_t resume;       /* next step of a forward or backward split in chunks; -1 none */
     int resume_kind;
+    int stepped;          /* the last backward stepped the own_w layers' weights (their
+                           * grads are not in grad[]) */
     pg__session s;
 };
 

@@ -811,6 +811,21 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     t->index = j->index, j->index = NULL;
     t->bytes = j->bytes, j->bytes = NULL;
     t->inner = j->inner, t->ninner = (int64_t)j->ninner, j->inner = NULL;
+    /* own_w: a layer whose weights no other layer has (j->found_at, no longer
+     * needed, marks each block's first slot with its layer + 1) */
+    for (size_t i = 0; i < j->n; i++) j->found_at[i] = 0;
+    uint32_t *block = j->found_at, nblock = j->n < nslots ? (uint32_t)j->n : (uint32_t)nslots;
+    for (int64_t l = 0; l < t->nlayers; l++) {
+        pg__layer *L = &t->layers[l];
+        L->own_w = L->wfirst && L->bfirst && L->wstride > L->n;
+        if (L->w >= nblock) { /* (a block beyond the positions: count it as shared) */
+            L->own_w = 0;
+        } else if (block[L->w]) {
+            L->own_w = t->layers[block[L->w] - 1].own_w = 0;
+        } else {
+            block[L->w] = (uint32_t)l + 1;
+        }
+    }
     for (int64_t l = 0; l < t->nlayers; l++) t->s.defer[l] = t->layers[l].defer; /* the session of none */
     t->nneurons = (int64_t)j->nfound;
     t->cost = (int64_t)j->n;

@@ -21,6 +21,15 @@
  * grads of a layer's inputs that only the write-back can read (leaves
  * nothing else uses: a training loop's data) are computed then too.
  *
+ * ---- Steps in the backward ----------------------------------------------------
+ * Plain SGD (no momentum) needs no state, so where an optimizer's parameters
+ * are exactly the weights and biases of layers that have them to
+ * themselves (own_w: a model's, its samples one layer step each), a layer's
+ * backward takes the step as it goes: each weight's grad is one
+ * contribution, 0.0 + x * g, and its new data p - lr * grad goes straight
+ * to the next buffer, as the optimizer would write it. Those grads are left
+ * out of grad[]; the write-back recomputes them, to the same bits.
+ *
  * ---- Sessions -----------------------------------------------------------------
  * Consecutive calls with the same optimizer and inputs (or none: forward and
  * backward) go on from the tape's arrays without reading the graph again.
@@ -90,43 +99,6 @@ static inline double pg__act_grad(int act, double sum, double k, double out, dou
     return 0.0 + pg__backward(act, &x, go).a;
 }
 
-/* b + w[0]*x[0] + ... + w[n-1]*x[n-1]: in micrograd's order (exact), or
- * (fast) as eight partial sums, term k in sum k % 8, then added pairwise,
- * then the last n % 8 terms in order: any order is within the bound
- * pygrad.h states. The compiler keeps the eight sums in vector registers
- * (this form of the loop, the lanes an array, is what it vectorizes); each
- * is a chain of adds in order either way, so the bits do not depend on it. */
-static inline double pg__dot(double b, const double *w, const double *x, uint32_t n, int fast) {
-    uint32_t k = 0;
-    if (fast && n >= 16) {
-        double a[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-        uint32_t m = n / 8;
-        for (uint32_t i = 0; i < m; i++)
-            for (uint32_t l = 0; l < 8; l++) a[l] = a[l] + w[8 * i + l] * x[8 * i + l];
-        b = b + (((a[0] + a[4]) + (a[1] + a[5])) + ((a[2] + a[6]) + (a[3] + a[7])));
-        k = 8 * m;
-    }
-    for (; k < n; k++) b = b + w[k] * x[k];
-    return b;
-}
-
-/* Four neurons' sums side by side, each in micrograd's order: weights at w,
- * w + ws, ..., inputs at x, x + xs, ... (xs 0: shared). Four chains of adds
- * instead of one keep the adder busy without changing a bit. */
-static inline void pg__dot4(double acc[4], const double *w, size_t ws, const double *x, size_t xs,
-                            uint32_t n) {
-    double a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-    const double *w1 = w + ws, *w2 = w1 + ws, *w3 = w2 + ws;
-    const double *x1 = x + xs, *x2 = x1 + xs, *x3 = x2 + xs;
-    for (uint32_t k = 0; k < n; k++) {
-        a0 = a0 + w[k] * x[k];
-        a1 = a1 + w1[k] * x1[k];
-        a2 = a2 + w2[k] * x2[k];
-        a3 = a3 + w3[k] * x3[k];
-    }
-    acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
-}
-
 static inline int pg__neuron_forward(const pg_tape *t, const pg__neuron *N, int act, double *v) {
     const pg__term *term = t->terms + N->term;
     double acc = v[N->b];
@@ -179,130 +151,71 @@ static inline uint32_t pg__layer_b(const pg_tape *t, const pg__layer *L, uint32_
     return L->wstride > L->n ? L->w + j * L->wstride + L->n : t->index[L->b + j];
 }
 
-/* out[j] = act(sum[j]) for j < J, by act's forward kernel, the op chosen
- * once for the layer; PG_OK, or the first failure's status (*bad = j). */
-static inline int pg__activate_all(int act, uint32_t J, const double *sum, double k, double *out,
-                                   uint32_t *bad) {
-    switch (act) {
-#define PG__CASE(name, symbol, arity, takes_k)                       \
-    case PG_OP_##name:                                               \
-        for (uint32_t j = 0; j < J; j++) {                           \
-            pg__vals x = {sum[j], 0.0, k, 0.0};                      \
-            int status = name##_forward(&x);                         \
-            if (status != PG_OK) return *bad = j, status;            \
-            out[j] = x.out;                                          \
-        }                                                            \
-        return PG_OK;
-        PG_OP_LIST(PG__CASE)
-#undef PG__CASE
-    default: return PG_EBADOP;
-    }
+/* ---- layer kernels -------------------------------------------------------------
+ * tape_layers.h, compiled once as plain C and, on x86 with GCC or clang,
+ * once more for AVX2 (four doubles a vector instead of two); the tape
+ * calls whichever the CPU runs (pg__kernels). Each lane of a vector does
+ * what the plain code does to one number (no fused multiply-add: the
+ * library is built with -ffp-contract=off), so both give the same bits. */
+typedef struct pg__step_into {
+    double *next;
+    const pg_optim_config *cfg;
+} pg__step_into;
+
+#define PG__ISA(name) name##_plain
+#include "tape_layers.h"
+#undef PG__ISA
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define PG__HAVE_AVX2 1
+#ifdef __clang__
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2")
+#endif
+#define PG__ISA(name) name##_avx2
+#include "tape_layers.h"
+#undef PG__ISA
+#ifdef __clang__
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif
+
+typedef struct pg__layer_kernels {
+    int (*forward)(const pg_tape *t, const pg__layer *L, int act, double *v, uint32_t *failed);
+    void (*backward)(const pg_tape *t, const pg__layer *L, int act, const double *v, double *g, int defer,
+                     int grads_only, const pg__step_into *step);
+} pg__layer_kernels;
+
+/* Test hook: 0 for the plain kernels, 1 for the best the CPU runs. */
+static int pg__use_simd = 1;
+
+void pg_debug_tape_simd(int on) {
+    pg__lock();
+    pg__use_simd = on != 0;
+    pg__unlock();
 }
 
-/* gs[j] = 0.0 + act's backward for neuron j's output grad gout[j]: the grad
- * of its s_n, a first contribution (one parent), for j < J. */
-static inline void pg__act_grads(int act, uint32_t J, const double *sum, const double *out, double k,
-                                 const double *gout, double *restrict gs) {
-    switch (act) {
-#define PG__CASE(name, symbol, arity, takes_k)                       \
-    case PG_OP_##name:                                               \
-        for (uint32_t j = 0; j < J; j++) {                           \
-            pg__vals x = {sum[j], 0.0, k, out[j]};                   \
-            gs[j] = 0.0 + name##_backward(&x, gout[j]).a;            \
-        }                                                            \
-        break;
-        PG_OP_LIST(PG__CASE)
-#undef PG__CASE
-    }
+static const pg__layer_kernels pg__plain = {pg__layer_forward_plain, pg__layer_backward_plain};
+
+/* The kernels for layers of at least PG__WIDE terms (smaller ones run the
+ * plain kernels faster: a vector loop over three or four terms costs more
+ * than it saves). */
+#define PG__WIDE 16
+static const pg__layer_kernels *pg__wide_kernels(void) {
+#ifdef PG__HAVE_AVX2
+    static const pg__layer_kernels avx2 = {pg__layer_forward_avx2, pg__layer_backward_avx2};
+    static int has_avx2 = -1; /* (set under the arena lock) */
+    if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") != 0;
+    if (has_avx2 && pg__use_simd) return &avx2;
+#endif
+    return &pg__plain;
 }
 
-static int pg__layer_forward(const pg_tape *t, const pg__layer *L, int act, double *v, uint32_t *failed) {
-    size_t xs, ws = L->wstride;
-    const double *x = pg__layer_x(t, L, v, &xs);
-    const double *w = v + L->w;
-    uint32_t J = L->nneurons, n = L->n, j = 0;
-    double *sum = v + L->sum;
-    if (t->order == PG_ORDER_FAST) {
-        for (; j < J; j++) sum[j] = pg__dot(v[pg__layer_b(t, L, j)], w + j * ws, x + j * xs, n, 1);
-    } else {
-        for (; j + 4 <= J; j += 4) {
-            double acc[4];
-            for (uint32_t l = 0; l < 4; l++) acc[l] = v[pg__layer_b(t, L, j + l)];
-            pg__dot4(acc, w + j * ws, ws, x + j * xs, xs, n);
-            for (uint32_t l = 0; l < 4; l++) sum[j + l] = acc[l];
-        }
-        for (; j < J; j++) sum[j] = pg__dot(v[pg__layer_b(t, L, j)], w + j * ws, x + j * xs, n, 0);
-    }
-    return act == PG_OP_leaf ? PG_OK : pg__activate_all(act, J, sum, v[L->k], v + L->out, failed);
-}
-
-/* The grads one neuron of a layer gives its weights (mul's backward: x * g)
- * and, unless gx is NULL, its inputs (w * g), g its inner grad; first:
- * assign (0.0 + ...) instead of add. restrict: weights, inputs and grads
- * are distinct slots (tape_compile.c, "Layers"). */
-static inline void pg__neuron_grads(double *restrict gw, double *restrict gx, const double *restrict w,
-                                    const double *restrict x, double g, uint32_t n, int wfirst,
-                                    int xfirst) {
-    if (!gx) {
-        if (wfirst) for (uint32_t k = 0; k < n; k++) gw[k] = 0.0 + x[k] * g;
-        else for (uint32_t k = 0; k < n; k++) gw[k] = gw[k] + x[k] * g;
-    } else if (wfirst && !xfirst) {
-        for (uint32_t k = 0; k < n; k++) {
-            gw[k] = 0.0 + x[k] * g;
-            gx[k] = gx[k] + w[k] * g;
-        }
-    } else if (!xfirst) {
-        for (uint32_t k = 0; k < n; k++) {
-            gw[k] = gw[k] + x[k] * g;
-            gx[k] = gx[k] + w[k] * g;
-        }
-    } else {
-        for (uint32_t k = 0; k < n; k++) {
-            gw[k] = (wfirst ? 0.0 : gw[k]) + x[k] * g;
-            gx[k] = 0.0 + w[k] * g;
-        }
-    }
-}
-
-/* A layer's backward (tape_compile.c, "Layers"), its neurons last to first:
- * their weights' grads and, unless they wait for the write-back (defer),
- * their inputs'. Shared inputs' grads are added up in place (contiguous)
- * or in scratch (gathered), starting from the grad each held or, for a
- * first contribution, from 0.0. With grads_only only the inputs' grads are
- * due, from the grads the s_n slots hold (the write-back). */
-static void pg__layer_backward(const pg_tape *t, const pg__layer *L, int act, const double *v, double *g,
-                               int defer, int grads_only) {
-    size_t xs, ws = L->wstride;
-    const double *x = pg__layer_x(t, L, v, &xs);
-    const double *w = v + L->w;
-    uint32_t J = L->nneurons, n = L->n;
-    int own = L->xkind == PG__X_OWN, xfirst = own && L->xownfirst;
-    double *gx = L->xkind == PG__X_GATHER ? t->scratch + t->widest : g + L->x;
-    if (!defer && !own) {
-        const uint8_t *first = t->bytes + L->xfirst;
-        if (L->xkind == PG__X_SHARED) {
-            for (uint32_t k = 0; k < n; k++)
-                if (first[k]) gx[k] = 0.0;
-        } else {
-            for (uint32_t k = 0; k < n; k++) gx[k] = first[k] ? 0.0 : g[t->index[L->x + k]];
-        }
-    }
-    if (!grads_only && act != PG_OP_leaf)
-        pg__act_grads(act, J, v + L->sum, v + L->out, v[L->k], g + L->out, g + L->sum);
-    for (uint32_t j = J; j-- > 0;) {
-        double gs = g[L->sum + j], gg = 0.0 + gs;
-        const double *wj = w + j * ws;
-        double *gxj = gx + j * xs;
-        if (grads_only) {
-            for (uint32_t k = 0; k < n; k++) gxj[k] = (xfirst ? 0.0 : gxj[k]) + wj[k] * gg;
-            continue;
-        }
-        uint32_t b = pg__layer_b(t, L, j); /* from s1 */
-        g[b] = (L->bfirst ? 0.0 : g[b]) + (n == 1 ? gs : gg);
-        pg__neuron_grads(g + L->w + j * ws, defer ? NULL : gxj, wj, x + j * xs, gg, n, L->wfirst, xfirst);
-    }
-    if (!defer && L->xkind == PG__X_GATHER)
-        for (uint32_t k = 0; k < n; k++) g[t->index[L->x + k]] = gx[k];
+static inline const pg__layer_kernels *pg__kernels_for(const pg__layer *L, const pg__layer_kernels *wide) {
+    return L->n >= PG__WIDE ? wide : &pg__plain;
 }
 
 /* ---- passes -------------------------------------------------------------------- */
@@ -315,6 +228,7 @@ static inline int64_t pg__step_cost(const pg__step *s) { return s->kind == PG__S
  * math error with *failed filled in. */
 static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t budget, int64_t *stop,
                             pg_failure *failed) {
+    const pg__layer_kernels *wide = pg__wide_kernels();
     int64_t i = from;
     for (; i < t->nsteps && budget > 0; i++) {
         const pg__step *s = &t->steps[i];
@@ -323,7 +237,10 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
         switch (s->kind) {
         case PG__STEP_NODE: status = pg__node_forward(s, v); break;
         case PG__STEP_NEURON: status = pg__neuron_forward(t, &t->neurons[s->out], s->op, v); break;
-        default: status = pg__layer_forward(t, &t->layers[s->out], s->op, v, &bad);
+        default: {
+            const pg__layer *L = &t->layers[s->out];
+            status = pg__kernels_for(L, wide)->forward(t, L, s->op, v, &bad);
+        }
         }
         budget -= pg__step_cost(s);
         if (status != PG_OK) { /* the failing node and its operands */
@@ -343,7 +260,8 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
 /* Backward in buffer v: the root's grad 1, then steps (nsteps - from) down
  * to 0 until budget is spent; *stop receives how many steps are done. */
 static void pg__backward_pass(const pg_tape *t, const double *v, int64_t from, int64_t budget,
-                              int64_t *stop, const uint8_t *defer) {
+                              int64_t *stop, const uint8_t *defer, const pg__step_into *step) {
+    const pg__layer_kernels *wide = pg__wide_kernels();
     double *g = t->grad;
     if (from == 0) g[t->root_slot] = 1.0; /* every other grad is set by its first contribution */
     int64_t i = t->nsteps - from;
@@ -352,7 +270,12 @@ static void pg__backward_pass(const pg_tape *t, const double *v, int64_t from, i
         switch (s->kind) {
         case PG__STEP_NODE: pg__node_backward(s, v, g); break;
         case PG__STEP_NEURON: pg__neuron_backward(t, &t->neurons[s->out], s->op, v, g); break;
-        default: pg__layer_backward(t, &t->layers[s->out], s->op, v, g, defer[s->out], 0);
+        default: {
+            const pg__layer *L = &t->layers[s->out];
+            int how = defer[s->out];
+            pg__kernels_for(L, wide)->backward(t, L, s->op, v, g, how & PG__DEFER_X, 0,
+                                               how & PG__STEP_W ? step : NULL);
+        }
         }
         budget -= pg__step_cost(s);
     }
@@ -393,8 +316,19 @@ static void pg__write_back(pg_tape *t, unsigned what) {
     double *g = t->grad;
     int data = (what & PG__DATA_NEW) != 0, grad = (what & PG__GRAD_NEW) != 0;
     if (grad) /* the grads left for now */
-        for (int64_t l = 0; l < t->nlayers; l++)
-            if (t->s.defer[l]) pg__layer_backward(t, &t->layers[l], 0, v, g, 0, 1);
+        for (int64_t l = 0; l < t->nlayers; l++) {
+            const pg__layer *L = &t->layers[l];
+            if (t->s.defer[l] & PG__DEFER_X) pg__layer_backward_plain(t, L, 0, v, g, 0, 1, NULL);
+            if (!t->stepped || !(t->s.defer[l] & PG__STEP_W)) continue;
+            size_t xs; /* the weights' and biases' grads, the backward's first contributions */
+            const double *x = pg__layer_x(t, L, v, &xs);
+            for (uint32_t j = 0; j < L->nneurons; j++) {
+                double gs = g[L->sum + j], gg = 0.0 + gs;
+                double *gw = g + L->w + j * L->wstride;
+                for (uint32_t k = 0; k < L->n; k++) gw[k] = 0.0 + x[j * xs + k] * gg;
+                gw[L->n] = 0.0 + (L->n == 1 ? gs : gg);
+            }
+        }
     for (int64_t i = 0; i < t->nleaves; i++) {
         pg_node *n = &nodes[t->node[t->leaves[i]]];
         if (data) n->data = now[t->leaves[i]];
@@ -482,7 +416,8 @@ static void pg__mark_graph(const pg_tape *t, int restore, int inner) {
         nodes[t->inner[i]].mark = restore ? pg__A.epoch : t->nslots + (uint32_t)i;
 }
 
-/* The slot of arena node a in the graph (0 if not in it); *leaf: a leaf of it. */
+/* The slot of arena node a in the graph (0 if not in it); *inner: it is an
+ * inner node of a neuron (which has no slot). */
 static uint32_t pg__slot_of(const pg_tape *t, uint32_t a, int *inner) {
     uint32_t m = pg__A.nodes[a].mark;
     *inner = pg__A.nodes[a].op != PG_OP_leaf && m >= t->nslots && m - t->nslots < t->ninner && t->inner[m - t->nslots] == a;
@@ -527,9 +462,9 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
     if (np || ninputs) pg__mark_graph(t, 0, inner);
     int outside = 0, identity = np > 0;
     for (int64_t i = 0; i < np && status == PG_OK; i++) {
-        int inner;
-        uint32_t a = o->slot[i], at = pg__slot_of(t, a, &inner);
-        if (inner || (at && pg__A.nodes[a].op != PG_OP_leaf)) status = PG_EBADOP, *bad = a;
+        int in_chain;
+        uint32_t a = o->slot[i], at = pg__slot_of(t, a, &in_chain);
+        if (in_chain || (at && pg__A.nodes[a].op != PG_OP_leaf)) status = PG_EBADOP, *bad = a;
         s.at[i] = at, s.outside[i] = at ? 0 : a;
         outside |= !at;
         if (at && seen[at]) s.dup = 1;
@@ -537,9 +472,9 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
         identity &= at && at == s.at[0] + (uint32_t)i;
     }
     for (int64_t j = 0; j < ninputs && status == PG_OK; j++) {
-        int inner;
-        uint32_t a = s.in_node[j], at = pg__slot_of(t, a, &inner);
-        if (inner || (at && pg__A.nodes[a].op != PG_OP_leaf)) status = PG_EBADOP, *bad = a;
+        int in_chain;
+        uint32_t a = s.in_node[j], at = pg__slot_of(t, a, &in_chain);
+        if (in_chain || (at && pg__A.nodes[a].op != PG_OP_leaf)) status = PG_EBADOP, *bad = a;
         s.in[j] = at;
         s.in_special[j] = !at || (seen && seen[at]);
         s.special |= s.in_special[j];
@@ -555,10 +490,21 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
         }
         s.defer[l] = (uint8_t)defer;
     }
+    /* fusable: the parameters are own_w layers' weights and biases, each once */
+    int64_t covered = 0;
+    for (int64_t l = 0; l < t->nlayers && seen && !s.dup && !outside; l++) {
+        const pg__layer *L = &t->layers[l];
+        int all = L->own_w;
+        for (uint32_t k = 0; all && k < L->nneurons * L->wstride; k++) all = seen[L->w + k];
+        if (all) covered += (int64_t)L->nneurons * L->wstride;
+        if (all) s.defer[l] |= PG__STEP_W;
+    }
+    s.fusable = np > 0 && covered == np && o->cfg.kind == PG_SGD;
     free(seen);
-    if (status != PG_OK) {
-        for (int64_t l = 0; l < t->nlayers; l++) s.defer[l] = t->layers[l].defer; /* as before */
+    if (status != PG_OK) { /* the defer flags are the null session's again: so is t's session */
+        for (int64_t l = 0; l < t->nlayers; l++) s.defer[l] = t->layers[l].defer;
         pg__session_free(&s);
+        pg__session_free(&t->s);
         return status;
     }
     if (identity) {
@@ -658,7 +604,8 @@ int pg_tape_backward_chunk(pg_tape *t, int64_t budget, int64_t *next) {
              * graph must hold the last ones until it is done */
             if (budget < t->cost) pg__write_back(t, PG__GRAD_NEW);
         }
-        pg__backward_pass(t, t->val[t->f], from, budget, &stop, t->s.defer);
+        pg__backward_pass(t, t->val[t->f], from, budget, &stop, t->s.defer, NULL);
+        if (from == 0) t->stepped = 0;
         t->resume = -1;
         if (stop < t->nsteps) {
             t->resume = *next = stop, t->resume_kind = 1;
@@ -747,9 +694,15 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
         t->f = cur;
         t->flags |= PG__HAVE_FWD | PG__DATA_NEW;
         losses[i] = v[t->root_slot];
-        pg__backward_pass(t, v, 0, INT64_MAX, &stop, s->defer);
+        /* plain SGD over own_w layers: stepped in the backward */
+        int stepping = o && s->fusable && o->cfg.momentum == 0.0;
+        pg__step_into step = {t->val[cur ^ 1], o ? &o->cfg : NULL};
+        pg__backward_pass(t, v, 0, INT64_MAX, &stop, s->defer, stepping ? &step : NULL);
         t->flags |= PG__GRAD_NEW;
-        if (o) {
+        t->stepped = stepping;
+        if (stepping) {
+            o->steps++; /* (the step pg__optim_update would count) */
+        } else if (o) {
             if (s->outside && i == 0) /* zero_grad for parameters outside the graph */
                 for (int64_t p = 0; p < o->n; p++)
                     if (s->outside[p]) pg__A.nodes[s->outside[p]].grad = 0.0;

@@ -272,3 +272,4 @@ debug_fail_alloc = lib.pg_debug_fail_alloc
 debug_tape_fusion = lib.pg_debug_tape_fusion
 debug_tape_layers = lib.pg_debug_tape_layers
 debug_tape_refuse = lib.pg_debug_tape_refuse
+debug_tape_simd = lib.pg_debug_tape_simd

@@ -156,3 +156,25 @@ def test_order_is_checked():
     with pytest.raises(ValueError, match="order must be 'exact' or 'fast'"):
         Tape(Value(1.0) * 2.0, order="quick")
     assert Tape(Value(1.0) * 2.0, order="exact").order == "exact"
+
+
+@pytest.mark.parametrize("order", ["exact", "fast"])
+def test_the_plain_and_the_vector_kernels_give_the_same_bits(order):
+    """Layer steps run AVX2 kernels where the CPU has them (csrc/tape_layers.h):
+    each lane does what the plain code does, so the bits are the same."""
+    runs = []
+    for simd in (0, 1):
+        lib.pg_debug_tape_simd(simd)
+        try:
+            random.seed(6)
+            mlp = MLP(70, [33, 9], bias="uniform")
+            x = [Value(0.0) for _ in range(70)]
+            logits = mlp(x)
+            loss = sum(z.exp() for z in logits).log() - logits[0]
+            data = np.random.default_rng(4).random((5, 70)) - 0.5
+            for opt in (SGD(mlp.parameters(), lr=0.05), SGD(mlp.parameters(), lr=0.05, momentum=0.5)):
+                losses = Tape(loss, order=order).train(6, opt, inputs=x, data=data)
+            runs.append(([bits(v) for v in losses], state(loss)))
+        finally:
+            lib.pg_debug_tape_simd(1)
+    assert runs[0] == runs[1]
