@@ -142,7 +142,7 @@ def train(args, prog):
     try:
         seconds = train_with_progress(run, losses, not args.no_progress)
     except (ArithmeticError, ValueError) as e:  # e.g. diverging at a too large --lr
-        n = min(chunk_size(run), run.iters - len(losses))  # it failed in this chunk
+        n = 1 if run.replays else min(chunk_size(run), run.iters - len(losses))  # it failed in this chunk
         where = f"{len(losses) + 1}" + (f" to {len(losses) + n}" if n > 1 else "")
         print(f"{prog}: error: {cls.unit} {where}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
@@ -187,6 +187,16 @@ def train_with_progress(run, losses, progress=True):
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
     start = time.perf_counter()
     try:
+        if run.replays:  # one call: the tape reports between its chunks of C
+            def tick(done, last):
+                bar.set_postfix_str(f"loss {last:.4g}", refresh=False)
+                bar.update(done - bar.n)
+            try:
+                losses += run.train(run.iters, progress=tick)
+            except BaseException as e:  # what was done before it
+                losses += list(getattr(e, "losses", []))
+                raise
+            return time.perf_counter() - start
         while len(losses) < run.iters:
             n = min(chunk, run.iters - len(losses))
             losses += run.train(n)

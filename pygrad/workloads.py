@@ -249,6 +249,10 @@ class Workload:
     unit = "iteration"
     iters, lr = 100_000, 0.01
     engines: "tuple[str, ...]" = ("pygrad", "reference")
+    #: train(n, progress) runs its loop in C (a Tape): it calls progress(done,
+    #: last_loss) between chunks, done counted in units; a failure's or
+    #: Ctrl-C's exception carries the completed units' losses as .losses
+    replays = False
 
     def __init__(self, seed=0, lr=None, iters=None, engine=None):
         self.seed = seed
@@ -314,9 +318,14 @@ class W1(_OnW1Data):
             self.tape = pygrad.Tape(loss)
             self.opt = SGD(self.model.parameters(), lr=self.lr)
 
-    def train(self, n):
+    @property
+    def replays(self):  # type: ignore[override]
+        return self.way == "tape"
+
+    def train(self, n, progress=None):
         if self.way == "tape":
-            return self.tape.train(n, self.opt).tolist()
+            tick = None if progress is None else (lambda done, total, last: progress(done, last))
+            return self.tape.train(n, self.opt, progress=tick).tolist()
         return train_w1(self.model, n, self.lr)
 
 
@@ -384,6 +393,7 @@ class Digits(Workload):
              "SGD one sample at a time, replayed by pygrad.Tape")
     unit, iters, lr = "epoch", 20, 0.01
     engines = ("pygrad",)  # it replays its graph with pygrad.Tape
+    replays = True
     hidden = 32
 
     def build(self):
@@ -405,11 +415,19 @@ class Digits(Workload):
         self.rng.shuffle(order)
         return np.hstack([self.X[order], np.eye(10)[self.y[order]]])
 
-    def train(self, n):
+    def train(self, n, progress=None):
         """n epochs; each epoch's loss is the mean of its samples' losses."""
-        rows = len(self.train_idx)
-        return [float(self.tape.train(rows, self.opt, self.x + self.t, self.epoch_data()).mean())
-                for _ in range(n)]
+        rows, losses = len(self.train_idx), []
+        for e in range(n):
+            tick = None if progress is None else \
+                (lambda done, total, last, e=e: progress(e + done / total, last))
+            try:
+                epoch = self.tape.train(rows, self.opt, self.x + self.t, self.epoch_data(), progress=tick)
+            except BaseException as err:  # the completed epochs' losses go with it
+                err.losses = losses  # type: ignore[attr-defined]
+                raise
+            losses.append(float(epoch.mean()))
+        return losses
 
     def predict(self, rows):
         """The class of each row of pixels: the largest logit, by replay."""
