@@ -417,7 +417,7 @@ class Digits(Workload):
 
     def train(self, n, progress=None):
         """n epochs; each epoch's loss is the mean of its samples' losses."""
-        rows, losses = len(self.train_idx), []
+        rows, losses = len(self.train_idx), []  # type: int, list[float]
         for e in range(n):
             tick = None if progress is None else \
                 (lambda done, total, last, e=e: progress(e + done / total, last))

@@ -101,17 +101,20 @@ def small():
 DATA = np.array([[0.5, -1.0, 2.0], [1.5, 0.25, -0.75], [-2.0, 1.0, 0.5]])
 
 
+class TinyChunks(replay._Chunks):
+    """Chunks of 50 node-steps: every long call runs in many chunks."""
+
+    def __init__(self, target=0.01):
+        super().__init__(target)
+        self.budget = 50
+
+    def next(self):
+        return self.budget
+
+
 @pytest.fixture
 def tiny_chunks(monkeypatch):
-    """Chunks of 50 node-steps: every long call here runs in many chunks."""
-    class Tiny(replay._Chunks):
-        def __init__(self, target=0.01):
-            super().__init__(target)
-            self.budget = 50
-
-        def next(self):
-            return self.budget
-    monkeypatch.setattr(replay, "_Chunks", Tiny)
+    monkeypatch.setattr(replay, "_Chunks", TinyChunks)
 
 
 def test_progress_is_called_between_chunks_and_at_the_end(tiny_chunks):
@@ -164,14 +167,7 @@ def test_chunked_calls_match_whole_calls(monkeypatch):
     results = []
     for tiny in (True, False):
         if tiny:
-            class Tiny(replay._Chunks):
-                def __init__(self, target=0.01):
-                    super().__init__(target)
-                    self.budget = 50
-
-                def next(self):
-                    return self.budget
-            monkeypatch.setattr(replay, "_Chunks", Tiny)
+            monkeypatch.setattr(replay, "_Chunks", TinyChunks)
         else:
             monkeypatch.undo()
         a, b, y0, y = chain(300)

@@ -169,30 +169,11 @@ def test_two_tapes_over_one_graph_see_each_others_numbers():
     assert state(loss) == state(rebuilt)
 
 
-def test_forward_and_backward_calls_leave_what_a_plain_backward_leaves():
-    random.seed(8)
-    mlp = MLP(4, [7, 3], act="tanh", out_act="sigmoid", bias="uniform")
-    x = [Value(v) for v in (0.5, -1.0, 0.25, 2.0)]
-    out = mlp(x)
-    loss = sum((o - 0.5) ** 2 for o in out)
-    tape = Tape(loss)
-    for row in ([1.0, 2.0, -3.0, 0.5], [-0.5, 0.0, 4.0, 1.0]):
-        pygrad.set_data(x, row)
-        assert tape.forward() == loss.data
-        tape.backward()
-        replayed = state(loss)
-        for h in graph_nodes(loss):
-            lib.pg_set_grad(h, 0.0)
-        loss.backward()
-        assert state(loss) == replayed
-
-
 def test_a_tape_freed_while_its_numbers_are_pending_writes_them_back():
     mlp, x, loss = small_net(9)
-    prod = list(list(loss._prev)[0]._prev)[0]  # some inner node
     Tape(loss).train(3, SGD(mlp.parameters(), lr=0.05), inputs=x, data=DATA)  # the tape dies here
     want, params = rebuilt_state(9, 3, lambda ps: SGD(ps, lr=0.05))
-    assert state(loss) == want and prod.data == prod.data
+    assert state(loss) == want
     assert [bits(p.data) for p in mlp.parameters()] == params
 
 
