@@ -97,7 +97,9 @@ typedef struct pg__job {
     pg__fterm *fterms;
     size_t nfterms, fterms_cap;
     pg__pstep *program;
-    size_t nprogram;
+    size_t nprogram, program_cap;
+    uint32_t *leaves;        /* the leaves' provisional slots */
+    size_t nleaves, leaves_cap;
     uint32_t *stamp;    /* per position: the last layer candidate that looked at it */
     uint32_t stamps;
     /* what is emitted: growable copies of the tape's arrays */
@@ -117,8 +119,11 @@ typedef struct pg__job {
     size_t ninner, inner_cap;
     uint32_t *wnode, *rnode; /* per provisional slot of each region: its arena slot */
     size_t nw, nw_cap, nr, nr_cap;
-    double *consts;          /* per slot of the rest: its value if it is a constant */
-    size_t consts_cap;
+    struct pg__const {       /* the op constants' slots (of the rest) and values */
+        uint32_t slot;
+        double k;
+    } *consts;
+    size_t nconsts, consts_cap;
     size_t widest;           /* the most inputs or neurons of a layer */
     uint32_t *items;         /* scratch of a layer candidate */
     size_t items_cap;
@@ -134,7 +139,7 @@ void pg__job_free(pg__job *j) {
     free(j->found_at), free(j->found), free(j->fterms), free(j->program), free(j->stamp);
     free(j->steps), free(j->neurons), free(j->terms), free(j->layers), free(j->index);
     free(j->bytes), free(j->inner), free(j->wnode), free(j->rnode), free(j->consts);
-    free(j->items), free(j->roles);
+    free(j->items), free(j->roles), free(j->leaves);
     free(j);
 }
 
@@ -145,13 +150,15 @@ void pg__tape_free_program(pg_tape *t) {
     t->bytes = NULL, t->inner = NULL, t->leaves = NULL, t->node = NULL, t->mem = NULL;
 }
 
-/* Append one element to a growable array of the job. */
-#define PG__PUSH(arr, len, cap, value)                                              \
-    do {                                                                            \
-        void *buf_ = (arr);                                                         \
-        if (pg__grow(&buf_, &(cap), (len) + 1, sizeof *(arr)) != PG_OK) return PG_ENOMEM; \
-        (arr) = buf_;                                                               \
-        (arr)[(len)++] = (value);                                                   \
+/* Append one element to a growable array of the job (doubling it when full). */
+#define PG__PUSH(arr, len, cap, value)                                                  \
+    do {                                                                                \
+        if ((len) == (cap)) {                                                           \
+            void *buf_ = (arr);                                                         \
+            if (pg__grow(&buf_, &(cap), (len) + 1, sizeof *(arr)) != PG_OK) return PG_ENOMEM; \
+            (arr) = buf_;                                                               \
+        }                                                                               \
+        (arr)[(len)++] = (value);                                                       \
     } while (0)
 
 /* Grow a job buffer (a T* held as *buf) to hold need elements of elem bytes. */
@@ -366,10 +373,10 @@ static int pg__new_slot(pg__job *j, uint32_t p, int weights, uint32_t *slot) {
     } else {
         *slot = (uint32_t)j->nr;
         PG__PUSH(j->rnode, j->nr, j->nr_cap, node);
-        if (pg__room(&j->consts, &j->consts_cap, j->nr, sizeof(double)) != PG_OK) return PG_ENOMEM;
-        j->consts[j->nr - 1] = 0.0;
     }
-    if (p != PG__NONE_POS) j->found_at[p] = *slot;
+    if (p == PG__NONE_POS) return PG_OK;
+    j->found_at[p] = *slot;
+    if (pg__at(j, p)->op == PG_OP_leaf) PG__PUSH(j->leaves, j->nleaves, j->leaves_cap, *slot);
     return PG_OK;
 }
 
@@ -386,7 +393,10 @@ static int pg__slot(pg__job *j, uint32_t p, uint32_t *slot) {
 /* A slot holding the number k (an op constant). */
 static int pg__const_slot(pg__job *j, double k, uint32_t *slot) {
     int status = pg__new_slot(j, PG__NONE_POS, 0, slot);
-    if (status == PG_OK) j->consts[*slot] = k;
+    if (status == PG_OK) {
+        struct pg__const c = {*slot, k};
+        PG__PUSH(j->consts, j->nconsts, j->consts_cap, c);
+    }
     return status;
 }
 
@@ -724,7 +734,13 @@ static int pg__emit(pg__job *j, size_t i, size_t *took) {
         return status;
     }
     const pg__found *f0 = &j->found[ps->found];
-    if (pg__layers) {
+    const pg__found *f1 = pg__neuron_at(j, i + 1);
+    /* a layer needs a second neuron like it (and not fed by this one: a chain), or
+     * a lone neuron of many terms */
+    int like = f1 && f1->n == f0->n && f1->act == f0->act && f1->b != f0->top;
+    for (uint32_t k = 0; like && k < f1->n; k++)
+        like = pg__operand(j, f1, k, 0) != f0->top && pg__operand(j, f1, k, 1) != f0->top;
+    if (pg__layers && (f0->n > 4 || like)) {
         size_t need = 2 * (size_t)f0->n + 2;
         if (pg__room(&j->items, &j->items_cap, need, sizeof(uint32_t)) != PG_OK ||
             pg__room(&j->roles, &j->roles_cap, f0->n, 1) != PG_OK)
@@ -750,9 +766,8 @@ static int pg__alloc_positions(pg__job *j) {
     j->owner = pg__realloc(NULL, n * sizeof(uint32_t));
     j->uses = pg__realloc(NULL, n * sizeof(uint32_t));
     j->found_at = pg__realloc(NULL, n * sizeof(uint32_t));
-    j->program = pg__realloc(NULL, n * sizeof(pg__pstep));
     j->stamp = pg__realloc(NULL, n * sizeof(uint32_t));
-    if (!j->next || !j->owner || !j->uses || !j->found_at || !j->program || !j->stamp) return PG_ENOMEM;
+    if (!j->next || !j->owner || !j->uses || !j->found_at || !j->stamp) return PG_ENOMEM;
     free(j->stack), j->stack = NULL, j->stack_cap = 0;
     return PG_OK;
 }
@@ -762,9 +777,7 @@ static int pg__alloc_positions(pg__job *j) {
 static int pg__finish(pg_tape *t, pg__job *j) {
     size_t nw = j->nw, nslots = 1 + nw + j->nr;
 #define PG__FINAL(s) ((s) == PG__NOSLOT ? 0 : (s) & PG__REGION_W ? 1 + ((s) & ~PG__REGION_W) : (uint32_t)(1 + nw + (s)))
-    size_t nleaves = 0;
-    for (size_t s = 0; s < nw; s++) nleaves += pg__A.nodes[j->wnode[s]].op == PG_OP_leaf;
-    for (size_t s = 0; s < j->nr; s++) nleaves += j->rnode[s] && pg__A.nodes[j->rnode[s]].op == PG_OP_leaf;
+    size_t nleaves = j->nleaves;
     t->node = pg__realloc(NULL, nslots * sizeof(uint32_t));
     t->leaves = pg__realloc(NULL, (nleaves ? nleaves : 1) * sizeof(uint32_t));
     if (!t->node || !t->leaves) return PG_ENOMEM;
@@ -774,16 +787,14 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     int status = pg__tape_alloc(t, 3 * (size_t)t->widest);
     if (status != PG_OK) return status;
     t->node[0] = 0;
-    nleaves = 0;
     for (size_t s = 0; s < nw; s++) t->node[1 + s] = j->wnode[s];
     for (size_t s = 0; s < j->nr; s++) t->node[1 + nw + s] = j->rnode[s];
-    for (size_t s = 1; s < nslots; s++) {
-        if (t->node[s] && pg__A.nodes[t->node[s]].op == PG_OP_leaf) t->leaves[nleaves++] = (uint32_t)s;
-        double k = s > nw && !t->node[s] ? j->consts[s - 1 - nw] : 0.0;
-        t->val[0][s] = t->val[1][s] = k;
-        t->grad[s] = 0.0;
+    memset(t->mem, 0, 3 * nslots * sizeof(double));
+    for (size_t i = 0; i < nleaves; i++) t->leaves[i] = PG__FINAL(j->leaves[i]);
+    for (size_t i = 0; i < j->nconsts; i++) {
+        uint32_t s = 1 + (uint32_t)nw + j->consts[i].slot;
+        t->val[0][s] = t->val[1][s] = j->consts[i].k;
     }
-    t->val[0][0] = t->val[1][0] = t->grad[0] = 0.0;
     t->nleaves = (int64_t)nleaves;
     for (size_t i = 0; i < j->nsteps; i++) {
         pg__step *s = &j->steps[i];
@@ -889,10 +900,10 @@ static int pg__compile_some(pg_tape *t, int64_t budget) {
             for (; j->i < (int64_t)j->n && budget > 0; budget--, j->i++) {
                 uint32_t i = (uint32_t)j->i;
                 if (pg__at(j, i)->op == PG_OP_leaf) continue;
-                if (j->owner[i] == PG__NONE_POS)
-                    j->program[j->nprogram++] = (pg__pstep){i, PG__NONE_POS, pg__first_bits(j, i)};
-                else if (j->owner[i] == i)
-                    j->program[j->nprogram++] = (pg__pstep){i, j->found_at[i], 0};
+                pg__pstep step = {i, j->owner[i] == i ? j->found_at[i] : PG__NONE_POS, 0};
+                if (j->owner[i] == PG__NONE_POS) step.first = pg__first_bits(j, i);
+                if (j->owner[i] == PG__NONE_POS || j->owner[i] == i)
+                    PG__PUSH(j->program, j->nprogram, j->program_cap, step);
             }
             if (j->i == (int64_t)j->n) {
                 /* found_at now holds each node's slot */
