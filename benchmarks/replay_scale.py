@@ -2,14 +2,18 @@
 loops, PyTorch eager, numpy by hand and JAX jit, on W1 (c), W2 and an
 MNIST-shaped MLP(784, [128, 10]), in exact and fast order.
 
-    python benchmarks/replay_scale.py [--rounds 5] [--quick] [--epoch]
+    python benchmarks/replay_scale.py [--rounds 5] [--quick] [--epoch] [--cpu]
 
 The machine is shared and noisy, so each round runs every implementation
 once, in an order that rotates from round to round, and the tables give
 medians over rounds of each time and of each ratio to the C loop measured
 in the same round. The C loops (pygrad/bench/loops.c, via
 pygrad/bench/baselines.py) time themselves inside C; the others are timed
-around the training loop only (JAX after compiling). --epoch adds a whole
+around the training loop only (JAX after compiling). --cpu times process
+CPU time instead of wall time, every implementation (the C loops compiled
+again to read CLOCK_PROCESS_CPUTIME_ID, PyTorch and numpy timed around the
+call): on a machine shared by many, wall time mostly measures the waiting
+for a core. --epoch adds a whole
 epoch of MNIST-shaped data (60,000 x 784) in one Tape.train call, with the
 per-sample time of PyTorch eager batch-1 and JAX for comparison.
 
@@ -22,6 +26,10 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import argparse  # noqa: E402
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
 import random  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -37,14 +45,38 @@ from pygrad.optim import SGD  # noqa: E402
 from pygrad.workloads import W1, W1_XS, W1_YS, W2_ALPHA, w2_learning_rate  # noqa: E402
 
 
+#: The clock every timing here reads (--cpu: process CPU time).
+CLOCK = time.perf_counter
+
+
+def cpu_time_c_loops():
+    """Point pygrad.bench.baselines at loops.c compiled to time itself in CPU time."""
+    src = open(os.path.join(os.path.dirname(baselines.__file__), "loops.c")).read()
+    tmp = tempfile.mkdtemp(prefix="pygrad-loops-cpu-")
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    with open(os.path.join(tmp, "loops.c"), "w") as f:
+        f.write(src.replace("CLOCK_MONOTONIC", "CLOCK_PROCESS_CPUTIME_ID"))
+    binary = os.path.join(tmp, "loops")
+    subprocess.run((baselines._find_compiler() or ["cc"]) + ["-O2", "-ffp-contract=off", "-fno-fast-math",
+                    "-o", binary, os.path.join(tmp, "loops.c"), "-lm"], check=True)
+    baselines._c_tried, baselines._c_binary = True, binary
+
+
+def outer(fn, *args, **kwargs):
+    """(seconds, losses) of a baseline timed around the whole call."""
+    start = CLOCK()
+    out = fn(*args, **kwargs)
+    return CLOCK() - start, out["losses"]
+
+
 # ---- pygrad ------------------------------------------------------------------
 
 def pygrad_w1(iters, seed=0):
     """W1 (c): the tutorial's graph built once, Tape.train in one call."""
     run = W1(seed=seed, way="tape")
-    start = time.perf_counter()
+    start = CLOCK()
     losses = run.train(iters)
-    return time.perf_counter() - start, losses
+    return CLOCK() - start, losses
 
 
 def pygrad_w2(steps, X, y, seed=0, order="exact"):
@@ -56,11 +88,11 @@ def pygrad_w2(steps, X, y, seed=0, order="exact"):
     tape = pygrad.Tape(hinge(scores, y, model.parameters(), alpha=W2_ALPHA), order=order)
     opt = SGD(model.parameters(), lr=1.0)
     losses = []
-    start = time.perf_counter()
+    start = CLOCK()
     for k in range(steps):
         opt.lr = w2_learning_rate(k)
         losses += tape.train(1, opt).tolist()
-    return time.perf_counter() - start, losses
+    return CLOCK() - start, losses
 
 
 class MnistTape:
@@ -80,9 +112,9 @@ class MnistTape:
         self.opt = SGD(self.model.parameters(), lr=0.01)
 
     def train(self, X, T, n, progress=None):
-        start = time.perf_counter()
+        start = CLOCK()
         losses = self.tape.train(n, self.opt, inputs=self.x + self.t, data=[X, T], progress=progress)
-        return time.perf_counter() - start, losses.tolist()
+        return CLOCK() - start, losses.tolist()
 
 
 def pygrad_mnist(params, X, T, n, order):
@@ -134,9 +166,9 @@ def jax_w1(iters, seed=0):
 
     run = jax.jit(lambda p: jax.lax.fori_loop(0, iters, body, (p, jnp.zeros(iters))))
     jax.block_until_ready(run(params))  # compiles
-    start = time.perf_counter()
+    start = CLOCK()
     _, losses = jax.block_until_ready(run(params))
-    return time.perf_counter() - start, np.asarray(losses).tolist()
+    return CLOCK() - start, np.asarray(losses).tolist()
 
 
 def jax_w2(steps, X, y, seed=0):
@@ -158,9 +190,9 @@ def jax_w2(steps, X, y, seed=0):
 
     run = jax.jit(lambda p: jax.lax.scan(body, p, lrs))
     jax.block_until_ready(run(params))
-    start = time.perf_counter()
+    start = CLOCK()
     _, losses = jax.block_until_ready(run(params))
-    return time.perf_counter() - start, np.asarray(losses).tolist()
+    return CLOCK() - start, np.asarray(losses).tolist()
 
 
 def jax_mnist(params, X, labels, n):
@@ -180,15 +212,20 @@ def jax_mnist(params, X, labels, n):
 
     run = jax.jit(lambda p: jax.lax.scan(body, p, (Xa, La)))
     jax.block_until_ready(run(p))
-    start = time.perf_counter()
+    start = CLOCK()
     _, losses = jax.block_until_ready(run(p))
-    return time.perf_counter() - start, np.asarray(losses).tolist()
+    return CLOCK() - start, np.asarray(losses).tolist()
 
 
 # ---- the rounds ----------------------------------------------------------------
 
 def c_time(out):
     return out["seconds"], out["losses"]
+
+
+def timed(fn, *args, **kwargs):
+    """A Python baseline's own timing, or, in CPU time, the whole call's."""
+    return outer(fn, *args, **kwargs) if CLOCK is time.process_time else c_time(fn(*args, **kwargs))
 
 
 def rounds(title, unit, per, impls, nrounds, base="C loop"):
@@ -232,7 +269,12 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="fewer iterations")
     ap.add_argument("--epoch", action="store_true", help="also one 60,000-sample MNIST epoch")
     ap.add_argument("--only", default="w1,w2,mnist", help="comma-separated: w1, w2, mnist")
+    ap.add_argument("--cpu", action="store_true", help="process CPU time instead of wall time")
     args = ap.parse_args(argv)
+    global CLOCK
+    if args.cpu:
+        CLOCK = time.process_time
+        cpu_time_c_loops()
     only = set(args.only.split(","))
     jax = _jax()
     torch_ok = True
@@ -241,7 +283,8 @@ def main(argv=None):
     except ImportError:
         torch_ok = False
     print(f"pygrad {pygrad.__version__}, Python {sys.version.split()[0]}, "
-          f"jax {jax.__version__ if jax else 'not installed'}, one thread")
+          f"jax {jax.__version__ if jax else 'not installed'}, one thread, "
+          f"{'CPU' if args.cpu else 'wall'} time")
 
     if "w1" in only:
         iters = 20_000 if args.quick else 100_000
@@ -262,8 +305,8 @@ def main(argv=None):
                  "pygrad Tape, train(1) per step": lambda: pygrad_w2(steps, X, y),
                  "pygrad Tape, fast order": lambda: pygrad_w2(steps, X, y, order="fast")}
         if torch_ok:
-            impls["PyTorch eager"] = lambda: c_time(baselines.w2_torch(p, X, y, steps))
-        impls["numpy by hand"] = lambda: c_time(baselines.w2_numpy(p, X, y, steps))
+            impls["PyTorch eager"] = lambda: timed(baselines.w2_torch, p, X, y, steps)
+        impls["numpy by hand"] = lambda: timed(baselines.w2_numpy, p, X, y, steps)
         if jax:
             impls["JAX jit lax.scan"] = lambda: jax_w2(steps, X, y)
         _, losses = rounds("W2: micrograd's demo, MLP(2, [16, 16, 1]), 100 samples, 100 steps", "step",
@@ -285,10 +328,10 @@ def main(argv=None):
                  "pygrad Tape.train, exact": lambda: run(exact),
                  "pygrad Tape.train, fast order": lambda: run(fast)}
         if torch_ok:
-            impls["PyTorch eager, batch 1"] = lambda: c_time(baselines.mnist_torch(p, X[:n], labels[:n],
-                                                                                  batch=1, steps=n))
-        impls["numpy by hand, batch 1"] = lambda: c_time(baselines.mnist_numpy(p, X[:n], labels[:n],
-                                                                              batch=1, steps=n))
+            impls["PyTorch eager, batch 1"] = lambda: timed(baselines.mnist_torch, p, X[:n], labels[:n],
+                                                            batch=1, steps=n)
+        impls["numpy by hand, batch 1"] = lambda: timed(baselines.mnist_numpy, p, X[:n], labels[:n],
+                                                        batch=1, steps=n)
         if jax:
             impls["JAX jit lax.scan, batch 1"] = lambda: jax_mnist(p, X, labels, n)
         del start
