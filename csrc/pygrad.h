@@ -205,11 +205,13 @@ int pg_tape_backward(pg_tape *t);
 /* iters iterations of: load row (i mod nrows) of data into the ninputs
  * nodes inputs (none if ninputs is 0), forward, losses[i] = the root's
  * data, backward, and one step of o (if not NULL). *done receives the
- * iterations completed. Inputs must be leaves (of the graph or not); the
- * optimizer's parameters that are in the graph must be leaves of it (else
- * PG_EBADOP, with *failed naming the node). On a math error everything is
- * as the last completed iteration left it (the graph's data, the inputs,
- * the parameters), and the status is returned. */
+ * iterations completed. Inputs, and the optimizer's parameters, that are
+ * nodes of the graph must be its leaves (else PG_EBADOP, with failed->node
+ * naming the node); nodes outside the graph are loaded (inputs) and
+ * stepped with a zero grad (parameters) as the node-by-node loop would.
+ * On a math error everything is as the last completed iteration left it
+ * (the graph's data, the inputs, the parameters), and the status is
+ * returned. */
 int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
                   const double *data, int64_t nrows, double *losses, int64_t *done,
                   pg_failure *failed);

@@ -21,11 +21,12 @@
  *
  * ---- Steps, in topological order ---------------------------------------------
  * PG__STEP_NODE    one node: out = op(a, b)
- * PG__STEP_NEURON  a neuron (tape_compile.c, "Neurons"): act(b + a1*b1 + ... + an*bn),
- *             its terms any slots
- * PG__STEP_LAYER   neurons side by side that share their inputs (a layer of an
- *             MLP) or have their own (numbers written into the expression):
- *             weights contiguous, inputs and outputs contiguous
+ * PG__STEP_NEURON  a neuron (tape_compile.c, "Neurons"): act(b + a1*b1 + ...
+ *                  + an*bn), its terms any slots
+ * PG__STEP_LAYER   neurons side by side (tape_compile.c, "Layers") that share
+ *                  their inputs (a layer of an MLP) or have their own (numbers
+ *                  written into the expression): weights contiguous, inputs
+ *                  and outputs contiguous; its kernels are tape_layers.h
  * The steps give every node the data and grad that a node-by-node replay,
  * and so a rebuild and micrograd, give it, bit for bit; the fast order
  * (PG_ORDER_FAST) reassociates the sum inside each neuron.
@@ -34,8 +35,6 @@
 #define PG_TAPE_H
 #include "arena.h"
 #include "pygrad.h"
-
-enum { PG__DEFER_X = 1, PG__STEP_W = 2 };
 
 enum pg__step_kind { PG__STEP_NODE, PG__STEP_NEURON, PG__STEP_LAYER };
 
@@ -63,7 +62,7 @@ typedef struct pg__term {
 
 typedef struct pg__neuron {
     uint32_t out, sum; /* slots of its output and of s_n (the same slot without an activation) */
-    uint32_t b, k;     /* slots of b and of the activation's constant (powk; else 0) */
+    uint32_t b, k;     /* slots of b and of the activation's constant (powk; else slot 0) */
     uint32_t term, n;  /* its terms, t->terms[term .. term + n), bottom up (m1 first) */
     uint32_t inner;    /* t->inner[inner ..]: arena slots of each term's product and sum */
     uint8_t bfirst;    /* b's contribution (from s1) is its first */
@@ -83,7 +82,7 @@ typedef struct pg__layer {
     uint32_t b;           /* wstride n: neuron j's b at slot t->index[b + j] */
     uint32_t x;           /* see enum pg__xkind */
     uint32_t out, sum;    /* neuron j's output at slot out + j, s_n at sum + j (out without act) */
-    uint32_t k;           /* slot of the activation's constant (powk; else 0) */
+    uint32_t k;           /* slot of the activation's constant (powk; else slot 0) */
     uint32_t xfirst;      /* PG__X_SHARED/GATHER: t->bytes[xfirst + k], x[k]'s first-contribution bit */
     uint32_t inner;       /* t->inner[inner + 2 * (j * n + k) ..]: term k's product and sum */
     uint8_t xkind;
@@ -101,6 +100,9 @@ enum {
     PG__GRAD_NEW = 4   /* grad[] holds grads newer than the graph's */
 };
 
+/* A session's flags per layer (pg__session.how). */
+enum { PG__DEFER_X = 1, PG__STEP_W = 2 };
+
 /* What a training run updates and feeds: its optimizer's parameters and
  * its inputs, by slot (tape_replay.c, "Sessions"). */
 typedef struct pg__session {
@@ -116,7 +118,7 @@ typedef struct pg__session {
     uint8_t *in_special;  /* 1: also a parameter, or outside the graph: saved before each load */
     double *in_saved;
     int special;          /* some input is special */
-    uint8_t *defer;       /* per layer: PG__DEFER_X, its inputs' grads wait for the
+    uint8_t *how;         /* per layer: PG__DEFER_X, its inputs' grads wait for the
                            * write-back; PG__STEP_W, its weights are parameters */
     int fusable;          /* the parameters are exactly some layers' own_w weights: a plain
                            * SGD steps them in the backward */

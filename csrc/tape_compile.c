@@ -837,7 +837,7 @@ static int pg__finish(pg_tape *t, pg__job *j) {
             block[L->w] = (uint32_t)l + 1;
         }
     }
-    for (int64_t l = 0; l < t->nlayers; l++) t->s.defer[l] = t->layers[l].defer; /* the session of none */
+    for (int64_t l = 0; l < t->nlayers; l++) t->s.how[l] = t->layers[l].defer; /* the session of none */
     t->nneurons = (int64_t)j->nfound;
     t->cost = (int64_t)j->n;
     t->n = (int64_t)j->n;

@@ -45,8 +45,8 @@
 int pg__tape_alloc(pg_tape *t, size_t scratch) {
     size_t n = t->nslots;
     t->mem = pg__realloc(NULL, (3 * n + scratch) * sizeof(double));
-    t->s.defer = pg__realloc(NULL, (size_t)(t->nlayers ? t->nlayers : 1) + 1);
-    if (!t->mem || !t->s.defer) return PG_ENOMEM;
+    t->s.how = pg__realloc(NULL, (size_t)(t->nlayers ? t->nlayers : 1) + 1);
+    if (!t->mem || !t->s.how) return PG_ENOMEM;
     t->val[0] = t->mem, t->val[1] = t->mem + n, t->grad = t->mem + 2 * n;
     t->scratch = t->mem + 3 * n;
     return PG_OK;
@@ -55,9 +55,9 @@ int pg__tape_alloc(pg_tape *t, size_t scratch) {
 void pg__session_free(pg__session *s) {
     free(s->at), free(s->outside), free(s->in), free(s->in_node), free(s->in_special);
     free(s->in_saved);
-    uint8_t *defer = s->defer;
+    uint8_t *how = s->how; /* (the tape's, kept) */
     *s = (pg__session){0};
-    s->defer = defer;
+    s->how = how;
 }
 
 /* ---- kernels ------------------------------------------------------------------
@@ -260,7 +260,7 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
 /* Backward in buffer v: the root's grad 1, then steps (nsteps - from) down
  * to 0 until budget is spent; *stop receives how many steps are done. */
 static void pg__backward_pass(const pg_tape *t, const double *v, int64_t from, int64_t budget,
-                              int64_t *stop, const uint8_t *defer, const pg__step_into *step) {
+                              int64_t *stop, const uint8_t *how, const pg__step_into *step) {
     const pg__layer_kernels *wide = pg__wide_kernels();
     double *g = t->grad;
     if (from == 0) g[t->root_slot] = 1.0; /* every other grad is set by its first contribution */
@@ -272,9 +272,8 @@ static void pg__backward_pass(const pg_tape *t, const double *v, int64_t from, i
         case PG__STEP_NEURON: pg__neuron_backward(t, &t->neurons[s->out], s->op, v, g); break;
         default: {
             const pg__layer *L = &t->layers[s->out];
-            int how = defer[s->out];
-            pg__kernels_for(L, wide)->backward(t, L, s->op, v, g, how & PG__DEFER_X, 0,
-                                               how & PG__STEP_W ? step : NULL);
+            pg__kernels_for(L, wide)->backward(t, L, s->op, v, g, how[s->out] & PG__DEFER_X, 0,
+                                               how[s->out] & PG__STEP_W ? step : NULL);
         }
         }
         budget -= pg__step_cost(s);
@@ -318,8 +317,8 @@ static void pg__write_back(pg_tape *t, unsigned what) {
     if (grad) /* the grads left for now */
         for (int64_t l = 0; l < t->nlayers; l++) {
             const pg__layer *L = &t->layers[l];
-            if (t->s.defer[l] & PG__DEFER_X) pg__layer_backward_plain(t, L, 0, v, g, 0, 1, NULL);
-            if (!t->stepped || !(t->s.defer[l] & PG__STEP_W)) continue;
+            if (t->s.how[l] & PG__DEFER_X) pg__layer_backward_plain(t, L, 0, v, g, 0, 1, NULL);
+            if (!t->stepped || !(t->s.how[l] & PG__STEP_W)) continue;
             size_t xs; /* the weights' and biases' grads, the backward's first contributions */
             const double *x = pg__layer_x(t, L, v, &xs);
             for (uint32_t j = 0; j < L->nneurons; j++) {
@@ -430,7 +429,7 @@ static uint32_t pg__slot_of(const pg_tape *t, uint32_t a, int *inner) {
  * (PG_EBADOP, *bad naming it). Nothing changes on failure. */
 static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs, uint32_t *bad) {
     pg__session s = {0};
-    s.serial = o ? o->serial : 0, s.ninputs = ninputs, s.defer = t->s.defer;
+    s.serial = o ? o->serial : 0, s.ninputs = ninputs, s.how = t->s.how;
     int status = PG_OK;
     int64_t np = o ? o->n : 0;
     size_t pn = np ? (size_t)np : 1, in = ninputs ? (size_t)ninputs : 1;
@@ -488,7 +487,7 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
             uint32_t x = L->xkind == PG__X_GATHER ? t->index[L->x + k] : L->x + k;
             defer = !seen[x];
         }
-        s.defer[l] = (uint8_t)defer;
+        s.how[l] = (uint8_t)defer;
     }
     /* fusable: the parameters are own_w layers' weights and biases, each once */
     int64_t covered = 0;
@@ -497,12 +496,12 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
         int all = L->own_w;
         for (uint32_t k = 0; all && k < L->nneurons * L->wstride; k++) all = seen[L->w + k];
         if (all) covered += (int64_t)L->nneurons * L->wstride;
-        if (all) s.defer[l] |= PG__STEP_W;
+        if (all) s.how[l] |= PG__STEP_W;
     }
     s.fusable = np > 0 && covered == np && o->cfg.kind == PG_SGD;
     free(seen);
-    if (status != PG_OK) { /* the defer flags are the null session's again: so is t's session */
-        for (int64_t l = 0; l < t->nlayers; l++) s.defer[l] = t->layers[l].defer;
+    if (status != PG_OK) { /* the flags are the null session's again: so is t's session */
+        for (int64_t l = 0; l < t->nlayers; l++) s.how[l] = t->layers[l].defer;
         pg__session_free(&s);
         pg__session_free(&t->s);
         return status;
@@ -561,7 +560,7 @@ void pg_tape_free(pg_tape *t) {
     pg__job_free(t->job);
     pg__tape_free_program(t);
     pg__session_free(&t->s);
-    free(t->s.defer);
+    free(t->s.how);
     free(t);
 }
 
@@ -604,7 +603,7 @@ int pg_tape_backward_chunk(pg_tape *t, int64_t budget, int64_t *next) {
              * graph must hold the last ones until it is done */
             if (budget < t->cost) pg__write_back(t, PG__GRAD_NEW);
         }
-        pg__backward_pass(t, t->val[t->f], from, budget, &stop, t->s.defer, NULL);
+        pg__backward_pass(t, t->val[t->f], from, budget, &stop, t->s.how, NULL);
         if (from == 0) t->stepped = 0;
         t->resume = -1;
         if (stop < t->nsteps) {
@@ -697,7 +696,7 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
         /* plain SGD over own_w layers: stepped in the backward */
         int stepping = o && s->fusable && o->cfg.momentum == 0.0;
         pg__step_into step = {t->val[cur ^ 1], o ? &o->cfg : NULL};
-        pg__backward_pass(t, v, 0, INT64_MAX, &stop, s->defer, stepping ? &step : NULL);
+        pg__backward_pass(t, v, 0, INT64_MAX, &stop, s->how, stepping ? &step : NULL);
         t->flags |= PG__GRAD_NEW;
         t->stepped = stepping;
         if (stepping) {
