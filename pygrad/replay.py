@@ -24,15 +24,17 @@ contributions in the same order; each neuron's chain (act(b + w1*x1 + ...))
 runs as one step, and a layer's neurons side by side. Every node of the
 graph, inner sums and products included, reads back what a rebuild gives
 it: the tape computes in arrays of its own and writes its numbers into the
-graph whenever anything reads a Value.
+graph before anything reads or writes a node (one pass over the graph, the
+first time a Value is read after a run). Consecutive train() calls with the
+same optimizer and inputs go on from the tape's arrays.
 
-order="fast" lets each neuron's sum b + w1*x1 + ... + wn*xn be added in any
-order (several partial sums, in vector registers): the result is within
-(2n + 1) * 2**-53 * (|b| + |w1*x1| + ... + |wn*xn|) of the exact sum, and the
-same bits on every run on one machine; every other sum stays exact. The
-partial sums inside such a neuron read back as micrograd's order computes
-them from its operands, so the last may differ from its output's input in
-the last bits.
+order="fast" lets each neuron's sum b + w1*x1 + ... + wn*xn be added in
+another order (eight partial sums, in vector registers): the result is
+within (2n + 1) * 2**-53 * (|b| + |w1*x1| + ... + |wn*xn|) of the exact sum;
+the order is fixed by the code, not the CPU, so the bits are the same on
+every run. Every other sum stays exact. The partial sums inside such a
+neuron read back as micrograd's order computes them from its operands, so
+the last may differ from its output's input in the last bits.
 
 Long calls (recording a big graph, forward or backward over one, train)
 run in C in chunks of about 10 ms with Python in between, so Ctrl-C stops
