@@ -188,7 +188,6 @@ static void pg__trim(void) {
     buf = pg__A.scratch;
     pg__drop_scratch(&buf, &pg__A.scratch_cap, cap);
     pg__A.scratch = buf;
-    pg__drop_scratch(&pg__A.finder, &pg__A.finder_cap, cap);
 }
 
 void pg__trim_check(void) {

@@ -91,8 +91,9 @@ typedef struct pg__arena {
     /* Scratch of slot indices for calls on many nodes (pg__many). */
     uint32_t *scratch;
     size_t scratch_cap;
-    void *finder;        /* the tape compiler's arrays (tape.c), kept likewise */
-    size_t finder_cap;   /* in graph positions */
+    /* A tape whose arrays hold newer data or grads than its graph's nodes
+     * (tape_replay.c), or NULL: pg__tape_settle writes them back. */
+    struct pg_tape *pending;
 } pg__arena;
 
 extern pg__arena pg__A;
@@ -106,8 +107,13 @@ void *pg__realloc(void *p, size_t bytes);
  * doubling; commits the new capacity only once the allocation succeeded. */
 int pg__grow(void **buf, size_t *cap, size_t need, size_t elem);
 
-/* The slot index of a live handle, or 0. */
+/* Write the pending tape's numbers back into its graph (tape_replay.c). */
+void pg__tape_settle(void);
+
+/* The slot index of a live handle, or 0. Whoever looks a node up may read or
+ * write it, so a pending tape's numbers are written back first. */
 static inline uint32_t pg__lookup(pg_id id) {
+    if (pg__A.pending) pg__tape_settle();
     if (id <= 0) return 0;
     uint32_t index = (uint32_t)((uint64_t)id & 0xFFFFFFFFu);
     uint32_t gen = (uint32_t)((uint64_t)id >> 32);

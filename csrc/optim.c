@@ -76,7 +76,8 @@ pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t 
     uint32_t *found;
     int st = !o || !slot || !m || !v ? PG_ENOMEM : pg__many(&h, 1, slot, 0, n, 0, &found, NULL);
     if (st == PG_OK) {
-        *o = (pg_optim){*cfg, n, 0, slot, m, v, 0};
+        static uint64_t serials = 0; /* (a tape's session knows its optimizer by it) */
+        *o = (pg_optim){*cfg, n, 0, slot, m, v, 0, ++serials};
         for (int64_t i = 0; i < n; i++) {
             pg__A.nodes[slot[i]].refs++;
             m[i] = v[i] = 0.0;
@@ -118,7 +119,8 @@ int64_t pg_optim_steps(const pg_optim *o) {
 int pg_optim_step(pg_optim *o) {
     if (!o) return PG_EBADOP;
     pg__lock();
-    pg__optim_update(o);
+    if (pg__A.pending) pg__tape_settle(); /* the parameters' grads may be in a tape's arrays */
+    pg__optim_update(o, NULL);
     pg__unlock();
     return PG_OK;
 }
@@ -155,57 +157,70 @@ int pg_optim_set_state(pg_optim *o, int64_t steps, int has_momentum, const doubl
     return PG_OK;
 }
 
-/* ---- the steps (the fused loop in tape.c calls these too) ---------------- */
+/* ---- the steps (Tape.train's fused loop calls pg__optim_update too) -------- */
 
-void pg__optim_zero_grads(pg_optim *o) {
-    pg_node *nodes = pg__A.nodes;
-    for (int64_t i = 0; i < o->n; i++) nodes[o->slot[i]].grad = 0.0;
+/* Parameter i of o: where its data is read and its new data written, and its grad. */
+static inline void pg__param(const pg_optim *o, const pg__params *p, int64_t i, const double **data,
+                             double **next, double *grad) {
+    if (!p || (p->outside && p->outside[i])) {
+        pg_node *n = &pg__A.nodes[p ? p->outside[i] : o->slot[i]];
+        *data = *next = &n->data;
+        *grad = n->grad;
+    } else {
+        uint32_t s = p->slot ? p->slot[i] : p->first + (uint32_t)i;
+        *data = p->data + s, *next = p->next + s;
+        *grad = p->grad[s];
+    }
 }
 
-/* torch.optim.SGD: g += wd * p; buf = momentum * buf + (1 - dampening) * g
- * (buf = g on the first step); g = nesterov ? g + momentum * buf : buf;
- * p -= lr * g. */
-static void pg__sgd(pg_optim *o) {
+static void pg__sgd(pg_optim *o, const pg__params *p) {
     const pg_optim_config c = o->cfg;
-    pg_node *nodes = pg__A.nodes;
     int first = !o->have_m;
-    for (int64_t i = 0; i < o->n; i++) {
-        pg_node *p = &nodes[o->slot[i]];
-        double g = p->grad;
-        if (c.weight_decay != 0.0) g = g + c.weight_decay * p->data;
-        if (c.momentum != 0.0) {
-            o->m[i] = first ? g : o->m[i] * c.momentum + (1.0 - c.dampening) * g;
-            g = c.nesterov ? g + c.momentum * o->m[i] : o->m[i];
+    if (p && !p->slot && !p->outside && c.momentum == 0.0) {
+        /* a tape's parameters in one run of slots (an MLP's): a plain loop */
+        const double *data = p->data + p->first, *grad = p->grad + p->first;
+        double *next = p->next + p->first;
+        for (int64_t i = 0; i < o->n; i++) next[i] = pg__sgd_step(&c, data[i], grad[i], NULL, 0);
+    } else if (p && !p->outside && c.momentum == 0.0) { /* a tape's, anywhere */
+        for (int64_t i = 0; i < o->n; i++) {
+            uint32_t at = p->slot[i];
+            p->next[at] = pg__sgd_step(&c, p->data[at], p->grad[at], NULL, 0);
         }
-        p->data -= c.lr * g;
+    } else {
+        for (int64_t i = 0; i < o->n; i++) {
+            const double *data;
+            double *next, grad;
+            pg__param(o, p, i, &data, &next, &grad);
+            *next = pg__sgd_step(&c, *data, grad, &o->m[i], first);
+        }
     }
     if (c.momentum != 0.0) o->have_m = 1;
 }
 
 /* torch.optim.Adam: m = lerp(m, g, 1 - beta1); v = beta2 * v + (1 - beta2) * g * g;
  * p -= lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps). */
-static void pg__adam(pg_optim *o) {
+static void pg__adam(pg_optim *o, const pg__params *p) {
     const pg_optim_config c = o->cfg;
-    pg_node *nodes = pg__A.nodes;
     double t = (double)o->steps;
     double step_size = c.lr / (1.0 - pow(c.beta1, t));
     double bc2_sqrt = sqrt(1.0 - pow(c.beta2, t));
     double w = 1.0 - c.beta1; /* torch's lerp weight, and its two formulas */
     for (int64_t i = 0; i < o->n; i++) {
-        pg_node *p = &nodes[o->slot[i]];
-        double g = p->grad;
-        if (c.weight_decay != 0.0) g = g + c.weight_decay * p->data;
+        const double *data;
+        double *next, g;
+        pg__param(o, p, i, &data, &next, &g);
+        if (c.weight_decay != 0.0) g = g + c.weight_decay * *data;
         double m = o->m[i];
         m = w < 0.5 ? m + w * (g - m) : g - (g - m) * (1.0 - w);
         double v = o->v[i] * c.beta2 + (1.0 - c.beta2) * g * g;
         o->m[i] = m;
         o->v[i] = v;
-        p->data += -step_size * (m / (sqrt(v) / bc2_sqrt + c.eps));
+        *next = *data + -step_size * (m / (sqrt(v) / bc2_sqrt + c.eps));
     }
 }
 
-void pg__optim_update(pg_optim *o) {
+void pg__optim_update(pg_optim *o, const pg__params *p) {
     o->steps++;
-    if (o->cfg.kind == PG_SGD) pg__sgd(o);
-    else pg__adam(o);
+    if (o->cfg.kind == PG_SGD) pg__sgd(o, p);
+    else pg__adam(o, p);
 }

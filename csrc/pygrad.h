@@ -224,17 +224,44 @@ int pg_optim_set_state(pg_optim *o, int64_t steps, int has_momentum, const doubl
 /* ---- replay: run a built graph again ------------------------------------ */
 /* A tape records the topological order of the graph under root (and holds a
  * reference to root, so the graph lives as long as the tape). The graph's
- * shape is fixed; its leaves' data may change between runs. */
+ * shape is fixed; its leaves' data may change between runs. A tape computes
+ * in arrays of its own and writes its numbers back into the graph's nodes
+ * before anything reads or writes a node (any call taking a handle, and
+ * pg_optim_step), so every call sees the graph as a node-by-node replay
+ * would leave it. Calls on one tape must not overlap (as with free()). */
 typedef struct pg_tape pg_tape;
+/* The order of each neuron's sum b + w1*x1 + ... + wn*xn: micrograd's
+ * (exact: a rebuild's numbers to the bit), or any (fast: within
+ * 2 * n * 2**-53 * (|b| + |w1*x1| + ... + |wn*xn|) of the exact sum, the same
+ * bits on every run on one machine). Every other sum is exact in both. */
+enum pg_order { PG_ORDER_EXACT = 0, PG_ORDER_FAST = 1 };
+/* The tape of the graph under root, compiled, in exact order; NULL with
+ * *status set on failure. */
 pg_tape *pg_tape_new(pg_id root, int *status);
+/* The same in steps: pg_tape_start makes the tape, pg_tape_compile compiles
+ * it about budget node-steps at a time (budget <= 0: all). pg_tape_compile
+ * returns PG_OK once compiled, 1 while there is more to do, or a status:
+ * then the tape is unusable, and if a node's op is one a tape cannot run,
+ * *refused (if not NULL) is that node. A tape is usable once compiled. */
+pg_tape *pg_tape_start(pg_id root, int order, int *status);
+int pg_tape_compile(pg_tape *t, int64_t budget, pg_id *refused);
 void pg_tape_free(pg_tape *t);
 int64_t pg_tape_size(const pg_tape *t);  /* nodes in the graph */
-/* How many neurons (act(b + w1*x1 + ... + wn*xn) chains, see tape.c) the tape
- * runs as one step each; the numbers are the same either way. */
+/* How many neurons (act(b + w1*x1 + ... + wn*xn) chains, see tape_compile.c)
+ * the tape runs as one step each, and how many layer steps run several side
+ * by side; the numbers are the same either way. */
 int64_t pg_tape_neurons(const pg_tape *t);
-/* Test hook: tapes made from now on run every node as its own step (0), or
- * find neurons (1, the default). */
+int64_t pg_tape_layers(const pg_tape *t);
+/* Test hooks: tapes made from now on run every node as its own step (0), or
+ * find neurons (1, the default); put neurons side by side in layers (1, the
+ * default) or not (0); refuse graphs that hold op (as a Python-defined op
+ * will be refused), or nothing (-1, the default). */
 void pg_debug_tape_fusion(int on);
+void pg_debug_tape_layers(int on);
+void pg_debug_tape_refuse(int op);
+/* Test hook: layer steps run their plain C kernels (0), or the fastest the
+ * CPU has (1, the default; the same bits). */
+void pg_debug_tape_simd(int on);
 /* What failed in a replay: the node whose op raised, and its operands'
  * data at that moment (b is 0 for a unary op). */
 typedef struct pg_failure {
@@ -242,19 +269,52 @@ typedef struct pg_failure {
     double a, b;
 } pg_failure;
 /* Recompute every node's data from its children's, in topological order.
- * On a math error the graph's data is put back as it was, the status is
+ * On a math error the graph's data stays as it was, the status is
  * returned and *failed (if not NULL) says what failed. */
 int pg_tape_forward(pg_tape *t, pg_failure *failed);
-/* Zero every grad in the graph, set the root's to 1, and backpropagate. */
+/* Set the root's grad to 1 and backpropagate: every grad in the graph is
+ * set (no grad is added to what it held before). */
 int pg_tape_backward(pg_tape *t);
-/* iters iterations of: load row (i mod nrows) of data into the ninputs leaf
- * nodes inputs (none if ninputs is 0), forward, losses[i] = the root's data,
- * backward, and one step of o (if not NULL). *done receives the iterations
- * completed. On a math error the failing iteration's forward is undone as
- * in pg_tape_forward, and the status is returned. */
+/* iters iterations of: load row (i mod nrows) of data into the ninputs
+ * nodes inputs (none if ninputs is 0), forward, losses[i] = the root's
+ * data, backward, and one step of o (if not NULL). *done receives the
+ * iterations completed. Inputs, and the optimizer's parameters, that are
+ * nodes of the graph must be its leaves (else PG_EBADOP, with failed->node
+ * naming the node); nodes outside the graph are loaded (inputs) and
+ * stepped with a zero grad (parameters) as the node-by-node loop would.
+ * On a math error everything is as the last completed iteration left it
+ * (the graph's data, the inputs, the parameters), and the status is
+ * returned. */
 int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
                   const double *data, int64_t nrows, double *losses, int64_t *done,
                   pg_failure *failed);
+
+/* The same calls in chunks of about budget node-steps (budget <= 0: no
+ * limit), so that a caller can do other work between them (Python: Ctrl-C,
+ * a progress bar). A forward or backward goes from step *next (0 to begin)
+ * and leaves in *next where to go on, or -1 once it is done (then the
+ * forward's *root, if not NULL, is the root's data). It takes effect only
+ * once done: stopping between chunks changes nothing. A chunk that finds
+ * the tape changed since the last one (its numbers written back because a
+ * node was read) starts the pass again, without a budget. */
+int pg_tape_forward_chunk(pg_tape *t, int64_t budget, int64_t *next, double *root,
+                          pg_failure *failed);
+int pg_tape_backward_chunk(pg_tape *t, int64_t budget, int64_t *next);
+/* Columns of training data: row r's are data[r * stride .. r * stride + cols). */
+typedef struct pg_feed {
+    const double *data;
+    int64_t stride;
+    int64_t cols;
+} pg_feed;
+/* pg_tape_train's iterations start, start + 1, ... up to iters of them,
+ * stopping after the first that uses up budget: the inputs are fed from
+ * the feeds side by side (their cols add up to ninputs; nrows rows each),
+ * iteration i from row i mod nrows; its loss goes to losses[i - start];
+ * *done grows by one per iteration completed. */
+int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs,
+                        const pg_feed *feeds, int64_t nfeeds, int64_t nrows, int64_t start,
+                        int64_t iters, int64_t budget, double *losses, int64_t *done,
+                        pg_failure *failed);
 
 /* ---- custom ops: nodes whose data and backward are the caller's --------- */
 /* A node of op "custom" over the n nodes children (in order; n >= 0): its

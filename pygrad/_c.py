@@ -289,16 +289,32 @@ def optim_set_state(opt: Any, steps: int, has_momentum: bool, m: Any, v: Any) ->
                                   ffi.from_buffer("double[]", v), len(m))
 
 
-def tape_new(root: int) -> tuple[Any, int]:
-    """(the C tape of the graph under root, freed with its owner, or None; the status)."""
+# Tapes (csrc/tape_compile.c, csrc/tape_replay.c): every long call comes in
+# chunks of about `budget` node-steps, so that Python runs in between.
+
+ORDERS = {"exact": lib.PG_ORDER_EXACT, "fast": lib.PG_ORDER_FAST}
+EBADOP = lib.PG_EBADOP  # (with a node: a parameter or input the graph computes)
+
+
+def tape_start(root: int, order: int) -> tuple[Any, int]:
+    """(the C tape of the graph under root, to be compiled, freed with its
+    owner, or None; the status)."""
     status = ffi.new("int *")
-    ptr = lib.pg_tape_new(root, status)
+    ptr = lib.pg_tape_start(root, order, status)
     return (None if ptr == ffi.NULL else ffi.gc(ptr, lib.pg_tape_free)), status[0]
+
+
+def tape_compile(tape: Any, budget: int) -> tuple[int, int]:
+    """(pg_tape_compile's status: 0 compiled, 1 more to do, or negative;
+    the handle of a node a tape cannot replay, or 0)."""
+    refused = ffi.new("pg_id *")
+    status = lib.pg_tape_compile(tape, budget, refused)
+    return status, refused[0]
 
 
 tape_size = lib.pg_tape_size
 tape_neurons = lib.pg_tape_neurons
-tape_backward = lib.pg_tape_backward
+tape_layers = lib.pg_tape_layers
 
 
 def failure() -> Any:
@@ -306,22 +322,47 @@ def failure() -> Any:
     return ffi.new("pg_failure *")
 
 
-def tape_forward(tape: Any, failed: Any) -> int:
-    return lib.pg_tape_forward(tape, failed)
+def counter() -> Any:
+    """An int64_t a chunked call keeps its place in ([0])."""
+    return ffi.new("int64_t *")
 
 
-def tape_train(tape: Any, opt: Any, iters: int, inputs: Handles | None, table: Any,
-               losses: Any, failed: Any) -> tuple[int, int]:
-    """Run pg_tape_train; (status, iterations done). table: a C-contiguous
-    float64 array (rows, inputs.n), or None without inputs."""
-    done = ffi.new("int64_t *")
-    if inputs is None:
-        ins, nin, rows, buf = ffi.NULL, 0, 0, ffi.NULL
+def number() -> Any:
+    """A double a call writes a result into ([0])."""
+    return ffi.new("double *")
+
+
+tape_forward_chunk = lib.pg_tape_forward_chunk  # (tape, budget, next, root, failed)
+tape_backward_chunk = lib.pg_tape_backward_chunk  # (tape, budget, next)
+
+
+class Feeds:
+    """Training data for pg_tape_train_chunk: 2-D float64 arrays read side by
+    side, each as rows of contiguous columns (kept alive here)."""
+
+    __slots__ = ("arrays", "c", "n")
+
+    def __init__(self, arrays: list[Any]) -> None:
+        self.arrays = arrays
+        self.n = len(arrays)
+        self.c = ffi.new("pg_feed[]", max(1, self.n))
+        for i, a in enumerate(arrays):  # (rows apart by any whole number of doubles)
+            self.c[i].data = ffi.cast("const double *", a.__array_interface__["data"][0])
+            self.c[i].stride = a.strides[0] // 8 if a.shape[0] > 1 else a.shape[1]
+            self.c[i].cols = a.shape[1]
+
+
+def tape_train_chunk(tape: Any, opt: Any, inputs: Handles | None, feeds: Feeds | None, rows: int,
+                     start: int, iters: int, budget: int, losses: Any, done: Any,
+                     failed: Any) -> int:
+    """pg_tape_train_chunk: iterations start.. of up to iters, losses into
+    losses[0..] (a float64 array from iteration start on), done[0] counting."""
+    if inputs is None or feeds is None:
+        ins, nin, fc, nf = ffi.NULL, 0, ffi.NULL, 0
     else:
-        ins, nin, rows, buf = inputs.array, inputs.n, table.shape[0], ffi.from_buffer("double[]", table)
-    status = lib.pg_tape_train(tape, ffi.NULL if opt is None else opt, iters, ins, nin, buf, rows,
-                               ffi.from_buffer("double[]", losses), done, failed)
-    return status, done[0]
+        ins, nin, fc, nf = inputs.array, inputs.n, feeds.c, feeds.n
+    return lib.pg_tape_train_chunk(tape, ffi.NULL if opt is None else opt, ins, nin, fc, nf, rows, start,
+                                   iters, budget, ffi.from_buffer("double[]", losses), done, failed)
 
 
 # ---- test hooks ---------------------------------------------------------------
@@ -329,3 +370,6 @@ def tape_train(tape: Any, opt: Any, iters: int, inputs: Handles | None, table: A
 debug_check = lib.pg_debug_check
 debug_fail_alloc = lib.pg_debug_fail_alloc
 debug_tape_fusion = lib.pg_debug_tape_fusion
+debug_tape_layers = lib.pg_debug_tape_layers
+debug_tape_refuse = lib.pg_debug_tape_refuse
+debug_tape_simd = lib.pg_debug_tape_simd

@@ -257,23 +257,28 @@ def train_with_progress(run, losses, progress=True):
 
     def after_chunk(n):
         bar.set_postfix_str(f"loss {losses[-1]:.4g}", refresh=False)
-        bar.update(n)
+        bar.update(len(losses) - bar.n)
+
+    def during(done, last):  # a replay's progress within a chunk: done since losses[-1]
+        bar.set_postfix_str(f"loss {last:.4g}", refresh=False)
+        bar.update(len(losses) + done - bar.n)
     try:
-        return train_in_chunks(run, losses, after_chunk)
+        return train_in_chunks(run, losses, after_chunk, during if run.replays else None)
     finally:
         bar.close()
 
 
-def train_in_chunks(run, losses, after_chunk=None):
+def train_in_chunks(run, losses, after_chunk=None, during=None):
     """Train run.iters iterations, appending their losses to losses, in
-    chunks of about 1%, calling after_chunk(n) after each chunk of n; stop
-    after a chunk with a loss that is not finite. Returns the seconds taken."""
+    chunks of about 1%, calling after_chunk(n) after each chunk of n (and
+    during(done, last_loss) within one, for a replay); stop after a chunk
+    with a loss that is not finite. Returns the seconds taken."""
     chunk = chunk_size(run)
     start = time.perf_counter()
     while len(losses) < run.iters:
         n = min(chunk, run.iters - len(losses))
         first = len(losses)
-        run.train(n, losses)
+        run.train(n, losses, during)
         if after_chunk is not None:
             after_chunk(n)
         if not all(map(math.isfinite, losses[first:])):

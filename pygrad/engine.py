@@ -124,6 +124,8 @@ class Value(metaclass=Watched):
         self._a = self._b = self._r = None
         if children or _op:  # micrograd's Value(data, children, op): a custom op (its
             self._a, self._b = children, _op  # _backward, if any, is assigned next)
+            if children:
+                _python_backwards[self._id] = self
         if old:  # (micrograd's __init__ sets _backward = lambda: None)
             self.__dict__.pop("_backward", None)
         if label:
@@ -452,7 +454,8 @@ def _node(data, children):
     return node
 
 
-#: Nodes whose _backward is a Python function, by handle: backward() calls it.
+#: Values whose _backward is a Python function (or that a custom op made), by
+#: handle: backward() calls it.
 _python_backwards: Any = weakref.WeakValueDictionary()
 #: Nodes of work per C call of a backward (about 10 ms): between two calls
 #: Python runs (Ctrl-C, other threads, the custom ops' _backward).
@@ -478,6 +481,14 @@ def _walk(root):
         elif status != _c.MORE:
             _c.check(status, "backward", root)
             return
+
+
+def python_op(node: int) -> str:
+    """What to call node's op in a message, naming a Python-defined one so."""
+    v = _python_backwards.get(node)
+    if v is not None:
+        return f"{v._op!r}, whose backward is Python's"
+    return repr(_c.OPS[_c.op_of(node)].name)
 
 
 def made(node: int, region: Region | None) -> Value:

@@ -4,8 +4,8 @@ A training loop on a fixed-shape model rebuilds the same graph every
 iteration; only the numbers change. A Tape records a graph once, then runs
 it again in C: put new data in its leaves (the inputs, the parameters),
 forward() recomputes every node in the recorded topological order,
-backward() zeroes the graph's grads and backpropagates. train() runs a whole
-loop, forward, backward and an optimizer step per iteration, in one C call.
+backward() backpropagates from the root. train() runs a whole loop,
+forward, backward and an optimizer step per iteration, in C.
 
     xs = [[pygrad.Value(v) for v in row] for row in data]   # input leaves
     loss = loss_of(model, xs)                               # built once
@@ -21,38 +21,96 @@ in as numbers (`y - 1.0`) stay as they were; feed anything that changes
 through leaf Values. Replay gives exactly the numbers a rebuild would give,
 bit for bit, because it runs the same kernels and adds up every grad's
 contributions in the same order; each neuron's chain (act(b + w1*x1 + ...))
-runs as one step, and every node of the graph, inner sums and products
-included, still gets its data and grad.
+runs as one step, and a layer's neurons side by side. Every node of the
+graph, inner sums and products included, reads back what a rebuild gives
+it: the tape computes in arrays of its own and writes its numbers into the
+graph before anything reads or writes a node (one pass over the graph, the
+first time a Value is read after a run). Consecutive train() calls with the
+same optimizer and inputs go on from the tape's arrays.
+
+order="fast" lets each neuron's sum b + w1*x1 + ... + wn*xn be added in
+another order (eight partial sums, in vector registers): the result is
+within (2n + 1) * 2**-53 * (|b| + |w1*x1| + ... + |wn*xn|) of the exact sum;
+the order is fixed by the code, not the CPU, so the bits are the same on
+every run. Every other sum stays exact. The partial sums inside such a
+neuron read back as micrograd's order computes them from its operands, so
+the last may differ from its output's input in the last bits.
+
+Long calls (recording a big graph, forward or backward over one, train)
+run in C in chunks of about 10 ms with Python in between, so Ctrl-C stops
+them at once: an interrupted record or forward or backward changes nothing;
+an interrupted train leaves everything as its last completed iteration did,
+and the KeyboardInterrupt carries the losses so far as `.losses`.
 """
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Iterable
+import time
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
 from . import _c
 from .arrays import float_array, handles
-from .engine import Value, type_name
+from .engine import Value, python_op, type_name
 from .optim import Optimizer
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
+#: What train() takes as data: one array, or several read side by side.
+Data = Union["npt.ArrayLike", Sequence["npt.NDArray[Any]"]]
+
+
+class _Chunks:
+    """The budget of node-steps per C call, set from the calls so far so
+    that each takes about `target` seconds."""
+
+    __slots__ = ("budget", "target", "start")
+
+    def __init__(self, target: float = 0.01) -> None:
+        self.budget = 1 << 20
+        self.target = target
+        self.start = time.perf_counter()
+
+    def next(self) -> int:
+        """The budget for the next call (after the one just made)."""
+        now = time.perf_counter()
+        took, self.start = now - self.start, now
+        if took < self.target / 2:
+            self.budget = min(self.budget * 4, 1 << 46) if took <= 0 else \
+                min(int(self.budget * min(4.0, self.target / took)), 1 << 46)
+        elif took > 2 * self.target:
+            self.budget = max(1024, int(self.budget * self.target / took))
+        return self.budget
+
 
 class Tape:
-    """A recorded graph (everything under root) that can be run again."""
+    """A recorded graph (everything under root) that can be run again.
+    order: "exact" (micrograd's sums, a rebuild's bits) or "fast" (see the
+    module's docstring)."""
 
-    def __init__(self, root: Value) -> None:
+    def __init__(self, root: Value, order: str = "exact") -> None:
         if not isinstance(root, Value):
             raise TypeError(f"Tape needs a pygrad Value, not {type(root).__name__!r}")
-        self._c, status = _c.tape_new(root._id)  # the tape holds the graph alive
-        if status == _c.EBADOP:
-            raise ValueError("Tape: the graph has an op whose backward is Python's (a custom op, "
-                             "or a Value whose _backward was assigned): a Tape cannot replay "
-                             "it; run backward() on a rebuilt graph instead")
+        if order not in _c.ORDERS:
+            raise ValueError(f"order must be 'exact' or 'fast', not {order!r}")
+        self._c, status = _c.tape_start(root._id, _c.ORDERS[order])  # holds the graph alive
         _c.check(status, "Tape", root)
+        chunks = _Chunks()
+        while True:
+            status, refused = _c.tape_compile(self._c, chunks.budget)
+            if status == 0:
+                break
+            if status < 0:
+                if refused:
+                    raise ValueError(f"Tape: the graph has an op a tape cannot replay, {python_op(refused)} "
+                                     f"(node with data {_c.data(refused)!r})")
+                _c.check(status, "Tape", root)
+            chunks.next()
         self.root = root
+        self.order = order
+        self._failed = _c.failure()
 
     def __len__(self) -> int:
         """The number of nodes in the graph."""
@@ -61,62 +119,132 @@ class Tape:
     def forward(self) -> float:
         """Recompute every node from its children; return the root's data.
         On a math error nothing changes and the error names the failing op."""
-        failed = _c.failure()
-        status = _c.tape_forward(self._c, failed)
+        step, root, chunks = _c.counter(), _c.number(), _Chunks()
+        status = _c.tape_forward_chunk(self._c, chunks.budget, step, root, self._failed)
+        while status == 0 and step[0] >= 0:
+            status = _c.tape_forward_chunk(self._c, chunks.next(), step, root, self._failed)
         if status:
-            raise _replay_error(status, failed)
-        return self.root.data
+            raise _replay_error(status, self._failed)
+        return root[0]
 
     def backward(self) -> None:
-        """Zero every grad in the graph (leaves' too), set the root's to 1,
-        and backpropagate: micrograd's backward on a fresh graph."""
-        _c.check(_c.tape_backward(self._c), "Tape.backward")
+        """Set the root's grad to 1 and backpropagate: every grad in the graph
+        (leaves' too) is what micrograd's backward gives on a fresh graph."""
+        step, chunks = _c.counter(), _Chunks()
+        status = _c.tape_backward_chunk(self._c, chunks.budget, step)
+        while status == 0 and step[0] >= 0:
+            status = _c.tape_backward_chunk(self._c, chunks.next(), step)
+        _c.check(status, "Tape.backward")
 
     def train(self, iters: int, optimizer: Optimizer | None = None,
-              inputs: Iterable[Value] | None = None,
-              data: npt.ArrayLike | None = None) -> npt.NDArray[np.float64]:
+              inputs: Iterable[Value] | None = None, data: Data | None = None,
+              progress: Callable[[int, int, float], Any] | None = None) -> npt.NDArray[np.float64]:
         """Run iters iterations of: load the next row of data into the input
         leaves, forward, record the root's data, backward, optimizer.step().
         Returns the recorded losses as a numpy array.
 
-        inputs: leaf Values of the graph, fed from data, an array of shape
-        (rows, len(inputs)); iteration i uses row i % rows. Without inputs the
+        inputs: leaf Values, fed from data, an array of shape
+        (rows, len(inputs)), or several 2-D arrays with as many rows, read
+        side by side as numpy.hstack(data) would be (without making it);
+        iteration i uses row i % rows. A float64 array whose rows are
+        contiguous is read where it is, never copied. Without inputs the
         graph's leaves keep their data (a full-batch loop). The optimizer's
         parameters have their grads zeroed each iteration, like the
-        tutorials' loop. On a math error the failing iteration's forward is
-        undone, the error is raised, and the losses so far are its .losses.
+        tutorials' loop. progress(done, iters, last_loss), if given, is
+        called between chunks of about 10 ms and at the end.
+
+        On a math error, or an exception from progress, or Ctrl-C, training
+        stops with everything as the last completed iteration left it (the
+        parameters, the graph's data, the inputs), and the exception carries
+        the losses so far as .losses.
         """
         iters = operator.index(iters)  # an int: not 1.5, not "10"
         if iters < 0:
             raise ValueError(f"iters must be >= 0, not {iters}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
             raise TypeError(f"optimizer must be a pygrad.optim optimizer, not {type_name(optimizer)!r}")
+        if progress is not None and not callable(progress):
+            raise TypeError(f"progress must be callable, not {type_name(progress)!r}")
         opt = None if optimizer is None else optimizer._c
-        ins = table = None
+        ins = feeds = None
+        rows = 0
         if inputs is None:
             if data is not None:
                 raise ValueError("data needs inputs: the leaf Values it is loaded into")
         else:
             ins = handles(inputs)
-            table = float_array(data, "Tape.train data")
-            if table.ndim != 2 or table.shape[1] != ins.n or table.shape[0] < 1:
-                raise ValueError(f"data must have shape (rows, {ins.n}) for {ins.n} inputs, "
-                                 f"not {table.shape}")
+            arrays = _feed_arrays(data, ins.n)
+            rows = arrays[0].shape[0]
+            feeds = _c.Feeds(arrays)
         losses = np.empty(iters, dtype=np.float64)
-        failed = _c.failure()
-        status, done = _c.tape_train(self._c, opt, iters, ins, table, losses, failed)
-        if status:
-            raise _replay_error(status, failed, losses[:done])
+        done, failed = _c.counter(), self._failed
+        failed.node = 0
+        if progress is None and iters <= 1:  # one short call (a step of a Python loop)
+            status = _c.tape_train_chunk(self._c, opt, ins, feeds, rows, 0, iters, 0, losses, done, failed)
+            if status:
+                raise _replay_error(status, failed, losses[:done[0]], ins)
+            return losses
+        chunks = _Chunks()
+        try:
+            while done[0] < iters:
+                n = done[0]
+                status = _c.tape_train_chunk(self._c, opt, ins, feeds, rows, n, iters - n, chunks.budget,
+                                             losses[n:], done, failed)
+                if status:
+                    raise _replay_error(status, failed, losses[:done[0]], ins)
+                if progress is not None:
+                    progress(done[0], iters, float(losses[done[0] - 1]))
+                chunks.next()
+        except BaseException as e:  # Ctrl-C, progress's own: the losses so far go with it
+            if not hasattr(e, "losses"):
+                try:
+                    e.losses = losses[:done[0]]  # type: ignore[attr-defined]
+                except AttributeError:  # an exception that takes no attributes
+                    pass
+            raise
+        if progress is not None and iters == 0:
+            progress(0, 0, float("nan"))
         return losses
 
     def __repr__(self) -> str:
         return f"Tape({len(self)} nodes, root={self.root!r})"
 
 
-def _replay_error(status, failed, losses=None):
+def _feed_arrays(data: Any, ninputs: int) -> list[np.ndarray]:
+    """data as train() takes it: a list of 2-D float64 arrays with rows of
+    contiguous columns (read in place where data already is one), whose
+    columns add up to ninputs, each with the same number (>= 1) of rows."""
+    if isinstance(data, (list, tuple)) and data and all(isinstance(a, np.ndarray) and a.ndim == 2
+                                                        for a in data):
+        parts = list(data)
+    else:
+        parts = [data]
+    arrays = []
+    for part in parts:
+        a = np.asarray(part) if isinstance(part, np.ndarray) else float_array(part, "Tape.train data")
+        if a.dtype != np.float64 or a.ndim != 2 or (a.shape[1] > 1 and a.strides[1] != 8) or \
+                a.strides[0] % 8 or a.strides[0] < 0:
+            a = float_array(a, "Tape.train data")  # a float64, C-contiguous copy
+        arrays.append(a)
+    cols = sum(a.shape[1] if a.ndim == 2 else -1 for a in arrays)
+    if any(a.ndim != 2 for a in arrays) or cols != ninputs or arrays[0].shape[0] < 1 or \
+            any(a.shape[0] != arrays[0].shape[0] for a in arrays):
+        shapes = ", ".join(str(a.shape) for a in arrays)
+        raise ValueError(f"data must have shape (rows, {ninputs}) for {ninputs} inputs, not {shapes}")
+    return arrays
+
+
+def _replay_error(status, failed, losses=None, inputs=None):
     """The exception for a failed replay, naming the op and its operands'
-    data; it carries the losses recorded before it (Tape.train)."""
-    if status not in (_c.EDOM, _c.ERANGE, _c.EZERODIV):
+    data; it carries the losses recorded before it (Tape.train). (Returned,
+    not raised here: a frame that raises its own local would keep itself in
+    a cycle through the traceback, and every Value it reaches with it.)"""
+    if status == _c.EBADOP and failed.node:  # a parameter or an input the graph computes
+        what = "an input" if inputs is not None and failed.node in {v._id for v in inputs.values} \
+            else "a parameter"
+        e = _c.error(status, "Tape.train", note=f"{what} is a node the graph computes, not a leaf: "
+                                                 f"data {_c.data(failed.node)!r}")
+    elif status not in (_c.EDOM, _c.ERANGE, _c.EZERODIV):
         e = _c.error(status, "Tape")
     else:
         op = _c.OPS[_c.op_of(failed.node)]

@@ -47,12 +47,19 @@ class Workload:
     def build(self) -> None:
         raise NotImplementedError
 
-    def train(self, n: int, losses: list[float] | None = None) -> list[float]:
+    def train(self, n: int, losses: list[float] | None = None, progress: Any = None) -> list[float]:
+        """n more iterations (of unit), their losses appended to losses.
+        progress(done, last_loss), if given, is called as they go (between the
+        C calls of a replay: `replays` workloads), done counting the units
+        done since the last loss was appended."""
         losses = [] if losses is None else losses
-        self._train(n, losses)
+        self._train(n, losses, progress)
         return losses
 
-    def _train(self, n: int, losses: list[float]) -> None:
+    #: whether train runs its loop in C (a Tape), calling progress as it goes
+    replays = False
+
+    def _train(self, n: int, losses: list[float], progress: Any) -> None:
         raise NotImplementedError
 
     def summary(self) -> list[str]:
@@ -62,12 +69,14 @@ class Workload:
         raise NotImplementedError
 
 
-def _tape_train(tape, n, opt, losses, *data):
-    """Tape.train for n iterations into losses, those before a failure too."""
+def _tape_train(tape, n, opt, losses, *data, progress=None):
+    """Tape.train for n iterations into losses, those before a failure (or
+    Ctrl-C) too; progress(done, last_loss) between its chunks."""
+    tick = None if progress is None else (lambda done, total, last: progress(done, last))
     try:
-        losses += tape.train(n, opt, *data).tolist()
-    except (ArithmeticError, ValueError) as e:
-        losses += getattr(e, "losses", None) or []
+        losses += tape.train(n, opt, *data, progress=tick).tolist()
+    except BaseException as e:
+        losses += list(getattr(e, "losses", None) or [])
         raise
 
 
@@ -94,7 +103,7 @@ class _OnW1Data(Workload):
     def build(self):
         self.model = self.model_of(self.engine, self.seed)
 
-    def _train(self, n, losses):
+    def _train(self, n, losses, progress):
         self.loop(self.model, n, self.lr, losses)
 
     def predictions(self):
@@ -135,9 +144,13 @@ class W1(_OnW1Data):
             self.tape = pygrad.Tape(loss)
             self.opt = SGD(self.model.parameters(), lr=self.lr)
 
-    def _train(self, n, losses):
+    @property
+    def replays(self):  # type: ignore[override]
+        return self.way == "tape"
+
+    def _train(self, n, losses, progress):
         if self.way == "tape":
-            _tape_train(self.tape, n, self.opt, losses)
+            _tape_train(self.tape, n, self.opt, losses, progress=progress)
         else:
             train_w1(self.model, n, self.lr, losses)
 
@@ -171,7 +184,7 @@ class W2(Workload):
         self.model = self.engine.MLP(2, [16, 16, 1])
         self.done, self.acc = 0, None
 
-    def _train(self, n, losses):
+    def _train(self, n, losses, progress):
         ks = range(self.done, self.done + n)
         before = len(losses)
         try:
@@ -196,7 +209,7 @@ class W3(Workload):
     def build(self):
         self.model = xor_model(self.engine, self.seed)
 
-    def _train(self, n, losses):
+    def _train(self, n, losses, progress):
         train_xor(self.model, n, self.lr, losses)
 
     def predictions(self):
@@ -240,12 +253,17 @@ class Digits(Workload):
         self.rng.shuffle(order)
         return np.hstack([self.X[order], np.eye(10)[self.y[order]]])
 
-    def _train(self, n, losses):
+    replays = True
+
+    def _train(self, n, losses, progress):
         """n epochs; each epoch's loss is the mean of its samples' losses."""
         rows = len(self.train_idx)
         for _ in range(n):
-            losses.append(float(self.tape.train(rows, self.opt, self.x + self.t,
-                                                self.epoch_data()).mean()))
+            tick = None if progress is None else \
+                (lambda done, total, last: progress(done / total, last))
+            epoch = self.tape.train(rows, self.opt, self.x + self.t, self.epoch_data(),
+                                    progress=tick)
+            losses.append(float(epoch.mean()))
 
     def predict(self, rows):
         """The class of each row of pixels: the largest logit, by replay."""
