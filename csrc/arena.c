@@ -331,12 +331,6 @@ int pg__many(const pg__handles *arrays, int count, uint32_t *buf, int64_t spare,
     return PG_OK;
 }
 
-int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok) {
-    pg__handles h = {ids, n, 0, zero_ok};
-    uint32_t *slots;
-    return pg__many(&h, 1, out, 0, 0, 0, &slots, NULL);
-}
-
 // ----------------------------------------------------------------------------
 // public: many nodes in one call
 

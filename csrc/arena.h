@@ -144,7 +144,7 @@ typedef struct pg__handles {
 } pg__handles;
 
 /* Every call on many nodes (pg_gather, pg_scatter, pg_mlp, pg_loss,
- * pg_optim_new; the tapes' once tape.c calls it) starts here, under the lock
+ * pg_optim_new, pg_custom, the tapes' roots and inputs) starts here, under the lock
  * that the caller holds.
  * pg__many:
  *   1. looks up the handles of arrays[0 .. count) into slots, one array after
@@ -174,16 +174,11 @@ static inline int pg__blame(pg_where *where, int status, int32_t arg, int64_t in
     return status;
 }
 
-/* (tape.c's, until its rewrite calls pg__many:) the slots of n handles into
- * out[0 .. n), or PG_EBADID if one is not live (where zero_ok, a 0 handle is
- * allowed and gives slot 0). */
-int pg__lookup_n(const pg_id *ids, int64_t n, uint32_t *out, int zero_ok);
-
 static inline pg_id pg__handle(uint32_t index) {
     return (pg_id)(((uint64_t)pg__A.nodes[index].gen << 32) | index);
 }
 /* The slot of a handle known to be live (one just made). */
-static inline uint32_t pg__slot(pg_id id) { return (uint32_t)((uint64_t)id & 0xFFFFFFFFu); }
+static inline uint32_t pg__index(pg_id id) { return (uint32_t)((uint64_t)id & 0xFFFFFFFFu); }
 /* Hand the caller's building reference to slot i over to the caller of the
  * public API: one of refs becomes one of handles. Returns its handle. (A
  * node given out is a new one, or one whose handles were checked.) */

@@ -65,7 +65,7 @@ static inline pg_id pg__apply_ids(int op, pg_id a, enum pg__second second, pg_id
     pg__lock();
     uint32_t ia = pg__lookup(a), ib = second == PG__NODE ? pg__lookup(b) : 0;
     pg_id r = ia && (ib || second != PG__NODE) ? pg__apply(op, ia, second, ib, x) : PG_EBADID;
-    if (r > 0) r = pg__give(pg__slot(r));
+    if (r > 0) r = pg__give(pg__index(r));
     pg__unlock();
     return r;
 }
@@ -86,7 +86,7 @@ pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, doubl
         r = ifirst ? pg__apply(op, ifirst, PG__NODE, mid, 0.0)
                    : pg__apply(op, mid, PG__NUMBER, 0, number);
         pg__release(mid); /* the result holds it, or it goes */
-        if (r > 0) r = pg__give(pg__slot(r));
+        if (r > 0) r = pg__give(pg__index(r));
     }
     pg__unlock();
     return r;

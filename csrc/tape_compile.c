@@ -955,9 +955,10 @@ pg_tape *pg_tape_start(pg_id root, int order, int *status) {
         return NULL;
     }
     pg__lock();
-    uint32_t r = pg__lookup(root);
-    if (!r) st = PG_EBADID;
-    else if (pg__A.nodes[r].refs == UINT32_MAX) st = PG_ELIMIT;
+    pg__handles h = {&root, 1, 1, 0};
+    uint32_t *found, r = 0;
+    st = pg__many(&h, 1, NULL, 0, 1, 0, &found, NULL); /* the root, with room for one more reference */
+    if (st == PG_OK) r = found[0];
     if (st == PG_OK) {
         t = pg__realloc(NULL, sizeof *t);
         pg__job *j = pg__realloc(NULL, sizeof *j);

@@ -48,7 +48,7 @@ static inline void PG__ISA(pg__dot4)(double acc[4], const double *w, size_t ws, 
 static inline int PG__ISA(pg__activate_all)(int act, uint32_t J, const double *sum, double k, double *out,
                                    uint32_t *bad) {
     switch (act) {
-#define PG__CASE(name, symbol, arity, takes_k)                       \
+#define PG__CASE(name, symbol, arity, takes_k, doc)                       \
     case PG_OP_##name:                                               \
         for (uint32_t j = 0; j < J; j++) {                           \
             pg__vals x = {sum[j], 0.0, k, 0.0};                      \
@@ -68,7 +68,7 @@ static inline int PG__ISA(pg__activate_all)(int act, uint32_t J, const double *s
 static inline void PG__ISA(pg__act_grads)(int act, uint32_t J, const double *sum, const double *out, double k,
                                  const double *gout, double *restrict gs) {
     switch (act) {
-#define PG__CASE(name, symbol, arity, takes_k)                       \
+#define PG__CASE(name, symbol, arity, takes_k, doc)                       \
     case PG_OP_##name:                                               \
         for (uint32_t j = 0; j < J; j++) {                           \
             pg__vals x = {sum[j], 0.0, k, out[j]};                   \

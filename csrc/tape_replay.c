@@ -447,7 +447,11 @@ static int pg__install(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t nin
         s.in_special = pg__realloc(NULL, in);
         s.in_saved = pg__realloc(NULL, in * sizeof(double));
         if (!s.in || !s.in_node || !s.in_special || !s.in_saved) status = PG_ENOMEM;
-        if (status == PG_OK) status = pg__lookup_n(inputs, ninputs, s.in_node, 0);
+        if (status == PG_OK) {
+            pg__handles h = {inputs, ninputs, 3, 0};
+            uint32_t *found;
+            status = pg__many(&h, 1, s.in_node, 0, 0, 0, &found, NULL);
+        }
     }
     if (status != PG_OK) {
         free(seen);

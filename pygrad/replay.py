@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
 import numpy as np
 
-from . import _c
+from . import _c, _signals
 from .arrays import float_array, handles
 from .engine import Value, python_op, type_name
 from .optim import Optimizer
@@ -90,6 +90,7 @@ class Tape:
     order: "exact" (micrograd's sums, a rebuild's bits) or "fast" (see the
     module's docstring)."""
 
+    @_signals.interruptible  # (its loop calls C in chunks: Ctrl-C lands between them)
     def __init__(self, root: Value, order: str = "exact") -> None:
         if not isinstance(root, Value):
             raise TypeError(f"Tape needs a pygrad Value, not {type(root).__name__!r}")
@@ -116,6 +117,7 @@ class Tape:
         """The number of nodes in the graph."""
         return _c.tape_size(self._c)
 
+    @_signals.interruptible  # (its loop calls C in chunks: Ctrl-C lands between them)
     def forward(self) -> float:
         """Recompute every node from its children; return the root's data.
         On a math error nothing changes and the error names the failing op."""
@@ -127,6 +129,7 @@ class Tape:
             raise _replay_error(status, self._failed)
         return root[0]
 
+    @_signals.interruptible  # (its loop calls C in chunks: Ctrl-C lands between them)
     def backward(self) -> None:
         """Set the root's grad to 1 and backpropagate: every grad in the graph
         (leaves' too) is what micrograd's backward gives on a fresh graph."""
@@ -136,6 +139,7 @@ class Tape:
             status = _c.tape_backward_chunk(self._c, chunks.next(), step)
         _c.check(status, "Tape.backward")
 
+    @_signals.interruptible  # (its loop calls C in chunks: Ctrl-C lands between them)
     def train(self, iters: int, optimizer: Optimizer | None = None,
               inputs: Iterable[Value] | None = None, data: Data | None = None,
               progress: Callable[[int, int, float], Any] | None = None) -> npt.NDArray[np.float64]:

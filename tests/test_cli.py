@@ -173,7 +173,7 @@ def test_a_loss_that_is_not_finite_stops_training_naming_the_step(tmp_path, monk
     from pygrad.runs import W2
     steps = []
     real = W2._train
-    monkeypatch.setattr(W2, "_train", lambda self, n, losses: (steps.append(n), real(self, n, losses)))
+    monkeypatch.setattr(W2, "_train", lambda self, n, losses, progress=None: (steps.append(n), real(self, n, losses, progress)))
     assert main(["train", "-w", "W2", "--lr", "1e6", "--no-progress"]) == 1
     out, err = capsys.readouterr()
     trained = sum(steps)
@@ -345,7 +345,7 @@ def test_a_plot_that_cannot_be_written_is_a_one_line_error(tmp_path, monkeypatch
 
 
 def test_ctrl_c_stops_training_with_status_130(monkeypatch, capsys):
-    def interrupted(self, n, losses=None):
+    def interrupted(self, n, losses=None, progress=None):
         raise KeyboardInterrupt
     monkeypatch.setattr(W1, "train", interrupted)
     assert main(["train", "--no-progress", "--no-plot"]) == 130
