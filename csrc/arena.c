@@ -211,58 +211,27 @@ void pg__trim_check(void) {
         expr;                                  \
     } while (0)
 
-double pg_data(pg_id id) {
-    double r;
-    PG__WITH_NODE(id, NAN, r = n_->data);
-    pg__unlock();
-    return r;
-}
+/* Return expr (of the node n_, slot i_), computed under the lock; fail if
+ * id is not a live handle. */
+#define PG__NODE_GET(type, id, fail, expr)       \
+    do {                                         \
+        type r_;                                 \
+        PG__WITH_NODE(id, fail, r_ = (expr));    \
+        pg__unlock();                            \
+        return r_;                               \
+    } while (0)
 
-double pg_grad(pg_id id) {
-    double r;
-    PG__WITH_NODE(id, NAN, r = n_->grad);
-    pg__unlock();
-    return r;
-}
-
-double pg_k(pg_id id) {
-    double r;
-    PG__WITH_NODE(id, NAN, r = n_->k);
-    pg__unlock();
-    return r;
-}
-
-int pg_set_data(pg_id id, double data) {
-    PG__WITH_NODE(id, PG_EBADID, n_->data = data);
-    pg__unlock();
-    return PG_OK;
-}
-
-int pg_set_grad(pg_id id, double grad) {
-    PG__WITH_NODE(id, PG_EBADID, n_->grad = grad);
-    pg__unlock();
-    return PG_OK;
-}
-
-int pg_valid(pg_id id) {
-    PG__WITH_NODE(id, 0, (void)0);
-    pg__unlock();
-    return 1;
-}
-
-int pg_op(pg_id id) {
-    int r;
-    PG__WITH_NODE(id, PG_EBADID, r = n_->op);
-    pg__unlock();
-    return r;
-}
+double pg_data(pg_id id) { PG__NODE_GET(double, id, NAN, n_->data); }
+double pg_grad(pg_id id) { PG__NODE_GET(double, id, NAN, n_->grad); }
+double pg_k(pg_id id) { PG__NODE_GET(double, id, NAN, n_->k); }
+int pg_set_data(pg_id id, double data) { PG__NODE_GET(int, id, PG_EBADID, (n_->data = data, PG_OK)); }
+int pg_set_grad(pg_id id, double grad) { PG__NODE_GET(int, id, PG_EBADID, (n_->grad = grad, PG_OK)); }
+int pg_valid(pg_id id) { PG__NODE_GET(int, id, 0, 1); }
+int pg_op(pg_id id) { PG__NODE_GET(int, id, PG_EBADID, n_->op); }
 
 pg_id pg_child(pg_id id, int c) {
     if (c < 0 || c > 1) return PG_EBADOP;
-    pg_id r;
-    PG__WITH_NODE(id, PG_EBADID, r = n_->child[c] ? pg__handle(n_->child[c]) : 0);
-    pg__unlock();
-    return r;
+    PG__NODE_GET(pg_id, id, PG_EBADID, n_->child[c] ? pg__handle(n_->child[c]) : 0);
 }
 
 int pg_retain(pg_id id) {
@@ -379,33 +348,23 @@ int pg_scatter(const pg_id *ids, int64_t n, int field, const double *src, int64_
 // ----------------------------------------------------------------------------
 // public: the arena
 
-int64_t pg_live_nodes(void) {
-    pg__lock();
-    int64_t r = pg__A.live;
-    pg__unlock();
-    return r;
-}
+/* Return expr, read under the lock. */
+#define PG__LOCKED(type, expr)     \
+    do {                           \
+        pg__lock();                \
+        type r_ = (expr);          \
+        pg__unlock();              \
+        return r_;                 \
+    } while (0)
 
-int64_t pg_capacity(void) {
-    pg__lock();
-    int64_t r = pg__A.cap ? (int64_t)pg__A.cap - 1 : 0; /* slot 0 is reserved */
-    pg__unlock();
-    return r;
-}
+int64_t pg_live_nodes(void) { PG__LOCKED(int64_t, pg__A.live); }
+/* (slot 0 is reserved) */
+int64_t pg_capacity(void) { PG__LOCKED(int64_t, pg__A.cap ? (int64_t)pg__A.cap - 1 : 0); }
+int64_t pg_node_limit(void) { PG__LOCKED(int64_t, pg__A.limit); }
 
 int pg_set_node_limit(int64_t max_nodes) {
     if (max_nodes < 0) return PG_EBADOP;
-    pg__lock();
-    pg__A.limit = max_nodes;
-    pg__unlock();
-    return PG_OK;
-}
-
-int64_t pg_node_limit(void) {
-    pg__lock();
-    int64_t r = pg__A.limit;
-    pg__unlock();
-    return r;
+    PG__LOCKED(int, (pg__A.limit = max_nodes, PG_OK));
 }
 
 // ----------------------------------------------------------------------------

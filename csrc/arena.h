@@ -190,6 +190,29 @@ static inline pg_id pg__give(uint32_t i) {
     }
     return pg__handle(i);
 }
+/* A topological sort that can stop and go on (graph.c), for calls that run
+ * in chunks (a walk, a tape's compiling): micrograd's order, as
+ * pg__topo_sort's, with its visited marks in pos[] (per slot below npos: 0
+ * unseen, PG__ON_STACK, else the position + 1) rather than in the nodes,
+ * which another sort may stamp between two chunks. */
+#define PG__ON_STACK UINT32_MAX
+typedef struct pg__sorter {
+    uint32_t *pos;
+    size_t npos;
+    pg__frame *stack;
+    size_t depth, stack_cap;
+    uint32_t cur, next_child; /* the node being visited, and its next child */
+    uint32_t *order;          /* the graph's nodes so far, in topological order */
+    size_t n, order_cap;
+} pg__sorter;
+/* Begin sorting the graph under root: PG_OK, or PG_ENOMEM with nothing to free. */
+int pg__sorter_begin(pg__sorter *s, uint32_t root);
+/* Go on for at most *budget steps (each uses one): PG_OK once the order is
+ * complete, PG_MORE to go on, PG_ENOMEM (go on later: nothing lost), or
+ * PG_EBADOP with *refused the slot of a node that ok(node) refuses (ok may
+ * be NULL: every node is). */
+int pg__sorter_run(pg__sorter *s, int64_t *budget, int (*ok)(const pg_node *), uint32_t *refused);
+void pg__sorter_free(pg__sorter *s);
 /* A new stamp for marking visited nodes (graph.c). */
 uint32_t pg__new_epoch(void);
 /* The topological order of the graph under root (micrograd's, see graph.c)

@@ -107,38 +107,104 @@ int pg_backward_node(pg_id id) {
 // its order. It holds a reference to the root, so every node of the graph
 // stays alive (a node's children never change) until pg_walk_free.
 
+int pg__sorter_begin(pg__sorter *s, uint32_t root) {
+    *s = (pg__sorter){0};
+    s->pos = pg__realloc(NULL, (size_t)pg__A.size * sizeof(uint32_t));
+    if (!s->pos) return PG_ENOMEM;
+    memset(s->pos, 0, (size_t)pg__A.size * sizeof(uint32_t));
+    s->npos = pg__A.size;
+    s->cur = root;
+    s->pos[root] = PG__ON_STACK;
+    return PG_OK;
+}
+
+void pg__sorter_free(pg__sorter *s) {
+    free(s->pos), free(s->stack), free(s->order);
+    *s = (pg__sorter){0};
+}
+
+int pg__sorter_run(pg__sorter *s, int64_t *budget, int (*ok)(const pg_node *), uint32_t *refused) {
+    pg_node *nodes = pg__A.nodes;
+    uint32_t cur = s->cur, next = s->next_child;
+    int status = PG_MORE;
+    while ((*budget)-- > 0) {
+        if (next < 2) {
+            uint32_t c = nodes[cur].child[next++];
+            if (!c) {
+                next = 2; /* children fill child[0] first: no more */
+            } else if (!s->pos[c]) {
+                if (s->depth == s->stack_cap) {
+                    void *buf = s->stack;
+                    if (pg__grow(&buf, &s->stack_cap, s->depth + 1, sizeof(pg__frame)) != PG_OK) {
+                        next--;
+                        status = PG_ENOMEM;
+                        break;
+                    }
+                    s->stack = buf;
+                }
+                s->pos[c] = PG__ON_STACK;
+                s->stack[s->depth++] = (pg__frame){cur, next};
+                cur = c, next = 0;
+            }
+            continue;
+        }
+        if (s->n == s->order_cap) { /* every child is in the order: cur comes next */
+            void *buf = s->order;
+            if (pg__grow(&buf, &s->order_cap, s->n + 1, sizeof(uint32_t)) != PG_OK) {
+                status = PG_ENOMEM;
+                break;
+            }
+            s->order = buf;
+        }
+        if (ok && !ok(&nodes[cur])) {
+            if (refused) *refused = cur;
+            status = PG_EBADOP;
+            break;
+        }
+        s->pos[cur] = (uint32_t)s->n + 1;
+        s->order[s->n++] = cur;
+        if (!s->depth) {
+            status = PG_OK;
+            break;
+        }
+        s->depth--;
+        cur = s->stack[s->depth].node, next = s->stack[s->depth].next_child;
+    }
+    s->cur = cur, s->next_child = next;
+    return status;
+}
+
+// ----------------------------------------------------------------------------
+// the walk: a backward pass in steps
+//
+// The same sort (a pg__sorter) and the same backward as above, resumable:
+// between two steps the caller runs Python (a node's own _backward, Ctrl-C,
+// other threads). The walk holds a reference to the root, so every node of
+// the graph stays alive (a node's children never change) until pg_walk_free.
+
 struct pg_walk {
     uint32_t root;
-    uint32_t slots;      /* slots of the arena when the walk began: the graph's are below */
-    uint8_t *seen;       /* seen[s]: slot s is in the order or on the stack */
-    pg__frame *stack;
-    size_t depth, stack_cap;
-    uint32_t cur, next;  /* the node being visited, and its next child */
-    uint32_t *order;
-    size_t n, order_cap; /* nodes in the order so far */
+    pg__sorter sort;
     int sorted;          /* the order is complete (and the root's grad is 1) */
-    size_t left;         /* backward: order[0 .. left) still to run */
+    size_t left;         /* backward: sort.order[0 .. left) still to run */
 };
 
 pg_walk *pg_walk_new(pg_id root, int *status) {
     pg_walk *w = NULL;
     int st = PG_OK;
     pg__lock();
-    uint32_t r = pg__lookup(root);
-    if (!r) st = PG_EBADID;
-    else if (!pg__ref_room(r, 1)) st = PG_ELIMIT;
+    pg__handles h = {&root, 1, 1, 0};
+    uint32_t *found;
+    st = pg__many(&h, 1, NULL, 0, 1, 0, &found, NULL); /* with room for the walk's reference */
     if (st == PG_OK) {
         w = pg__realloc(NULL, sizeof *w);
-        uint8_t *seen = w ? pg__realloc(NULL, pg__A.size) : NULL;
-        if (!seen) {
+        st = w ? pg__sorter_begin(&w->sort, found[0]) : PG_ENOMEM;
+        if (st != PG_OK) {
             free(w);
             w = NULL;
-            st = PG_ENOMEM;
         } else {
-            memset(seen, 0, pg__A.size);
-            *w = (pg_walk){r, pg__A.size, seen, NULL, 0, 0, r, 0, NULL, 0, 0, 0, 0};
-            seen[r] = 1;
-            pg__A.nodes[r].refs++;
+            w->root = found[0], w->sorted = 0, w->left = 0;
+            pg__A.nodes[w->root].refs++;
         }
     }
     pg__unlock();
@@ -152,49 +218,8 @@ void pg_walk_free(pg_walk *w) {
     pg__release(w->root);
     pg__trim_check();
     pg__unlock();
-    free(w->seen), free(w->stack), free(w->order), free(w);
-}
-
-/* Up to *budget more steps of the sort; PG_OK when it is complete. */
-static int pg__walk_sort(pg_walk *w, int64_t *budget) {
-    pg_node *nodes = pg__A.nodes;
-    uint32_t cur = w->cur, next = w->next;
-    int status = PG_MORE;
-    while ((*budget)-- > 0) {
-        if (next < 2) {
-            uint32_t c = nodes[cur].child[next++];
-            if (!c) {
-                next = 2;
-            } else if (!w->seen[c]) {
-                void *buf = w->stack;
-                if (pg__grow(&buf, &w->stack_cap, w->depth + 1, sizeof(pg__frame)) != PG_OK) {
-                    next--;
-                    status = PG_ENOMEM;
-                    break;
-                }
-                w->stack = buf;
-                w->seen[c] = 1;
-                w->stack[w->depth++] = (pg__frame){cur, next};
-                cur = c, next = 0;
-            }
-            continue;
-        }
-        void *buf = w->order;
-        if (pg__grow(&buf, &w->order_cap, w->n + 1, sizeof(uint32_t)) != PG_OK) {
-            status = PG_ENOMEM;
-            break;
-        }
-        w->order = buf;
-        w->order[w->n++] = cur;
-        if (!w->depth) {
-            status = PG_OK;
-            break;
-        }
-        w->depth--;
-        cur = w->stack[w->depth].node, next = w->stack[w->depth].next_child;
-    }
-    w->cur = cur, w->next = next;
-    return status;
+    pg__sorter_free(&w->sort);
+    free(w);
 }
 
 int pg_walk_step(pg_walk *w, int64_t budget, pg_id *node) {
@@ -203,10 +228,10 @@ int pg_walk_step(pg_walk *w, int64_t budget, pg_id *node) {
     pg__lock();
     int status = PG_MORE;
     if (!w->sorted) {
-        status = pg__walk_sort(w, &budget);
+        status = pg__sorter_run(&w->sort, &budget, NULL, NULL);
         if (status == PG_OK) { /* micrograd: self.grad = 1, then the nodes in reverse */
             w->sorted = 1;
-            w->left = w->n;
+            w->left = w->sort.n;
             pg__A.nodes[w->root].grad = 1.0;
             status = PG_MORE;
         }
@@ -217,7 +242,7 @@ int pg_walk_step(pg_walk *w, int64_t budget, pg_id *node) {
             break;
         }
         if (budget-- <= 0) break;
-        uint32_t i = w->order[--w->left];
+        uint32_t i = w->sort.order[--w->left];
         if (pg__A.nodes[i].flags & PG__PYTHON) { /* the caller runs it, then steps on */
             if (node) *node = pg__handle(i);
             status = PG_PYTHON;

@@ -83,14 +83,8 @@ enum pg__phase { PG__SORT, PG__PREPARE, PG__PARENTS, PG__NEURONS, PG__PROGRAM, P
 typedef struct pg__job {
     int phase;
     int64_t i;          /* where the current phase goes on */
-    /* the sort */
-    uint32_t *pos;      /* per arena slot: 0 unseen, PG__ON_STACK, else position + 1 */
-    size_t npos;
-    pg__frame *stack;
-    size_t depth, stack_cap;
-    uint32_t cur, next_child;
-    uint32_t *order;    /* the graph's nodes, in topological order */
-    size_t n, order_cap;
+    pg__sorter sort;    /* the graph's nodes in topological order (sort.order, sort.n),
+                         * and each one's position + 1 (sort.pos) */
     /* the finder's arrays, per position */
     uint32_t *next;     /* per position and operand: the operand's next parent */
     uint32_t *owner;    /* the position of the neuron it is in (first: of its first parent) */
@@ -135,11 +129,10 @@ typedef struct pg__job {
     size_t roles_cap;
 } pg__job;
 
-#define PG__ON_STACK UINT32_MAX
 
 void pg__job_free(pg__job *j) {
     if (!j) return;
-    free(j->pos), free(j->stack), free(j->order), free(j->next), free(j->owner), free(j->uses);
+    free(j->sort.pos), free(j->sort.stack), free(j->sort.order), free(j->next), free(j->owner), free(j->uses);
     free(j->found_at), free(j->found), free(j->fterms), free(j->program), free(j->stamp);
     free(j->steps), free(j->neurons), free(j->terms), free(j->layers), free(j->index);
     free(j->bytes), free(j->inner), free(j->wnode), free(j->rnode), free(j->consts);
@@ -173,64 +166,9 @@ static int pg__room(void *buf, size_t *cap, size_t need, size_t elem) {
     return status;
 }
 
-/* ---- the topological order --------------------------------------------------
- * Micrograd's order, exactly as graph.c's pg__topo_sort makes it (depth
- * first, children in operand order, a node after its children), so that a
- * replay adds up every grad in the order backward() does; but resumable,
- * with the visited marks in the job's pos[] instead of the nodes. */
-static int pg__sort(pg__job *j, int64_t *budget) {
-    pg_node *nodes = pg__A.nodes;
-    uint32_t cur = j->cur, next = j->next_child;
-    int status = 1;
-    while ((*budget)-- > 0) {
-        if (next < 2) {
-            uint32_t c = nodes[cur].child[next++];
-            if (!c) {
-                next = 2; /* children fill child[0] first: no more */
-            } else if (!j->pos[c]) {
-                j->pos[c] = PG__ON_STACK;
-                if (j->depth == j->stack_cap) {
-                    void *buf = j->stack;
-                    if (pg__grow(&buf, &j->stack_cap, j->depth + 1, sizeof(pg__frame)) != PG_OK) {
-                        j->pos[c] = 0, next--;
-                        status = PG_ENOMEM;
-                        break;
-                    }
-                    j->stack = buf;
-                }
-                j->stack[j->depth++] = (pg__frame){cur, next};
-                cur = c, next = 0;
-            }
-            continue;
-        }
-        if (j->n == j->order_cap) { /* every child is in the order: cur comes next */
-            void *buf = j->order;
-            if (pg__grow(&buf, &j->order_cap, j->n + 1, sizeof(uint32_t)) != PG_OK) {
-                status = PG_ENOMEM;
-                break;
-            }
-            j->order = buf;
-        }
-        if (!pg__replayable(&nodes[cur])) {
-            status = PG_EBADOP;
-            break;
-        }
-        j->pos[cur] = (uint32_t)j->n + 1;
-        j->order[j->n++] = cur;
-        if (!j->depth) {
-            status = PG_OK;
-            break;
-        }
-        j->depth--;
-        cur = j->stack[j->depth].node, next = j->stack[j->depth].next_child;
-    }
-    j->cur = cur, j->next_child = next;
-    return status;
-}
-
 /* The position of the node in arena slot s (a node of the graph). */
-static inline uint32_t pg__posn(const pg__job *j, uint32_t s) { return j->pos[s] - 1; }
-static inline const pg_node *pg__at(const pg__job *j, uint32_t p) { return &pg__A.nodes[j->order[p]]; }
+static inline uint32_t pg__posn(const pg__job *j, uint32_t s) { return j->sort.pos[s] - 1; }
+static inline const pg_node *pg__at(const pg__job *j, uint32_t p) { return &pg__A.nodes[j->sort.order[p]]; }
 
 /* ---- Neurons ----------------------------------------------------------------
  *
@@ -369,7 +307,7 @@ static int64_t pg__find_neuron(pg__job *j, uint32_t top) {
 /* A new slot for the node at position p (PG__NONE_POS: a number), in the
  * weights' region or the rest's; *slot receives it. */
 static int pg__new_slot(pg__job *j, uint32_t p, int weights, uint32_t *slot) {
-    uint32_t node = p == PG__NONE_POS ? 0 : j->order[p];
+    uint32_t node = p == PG__NONE_POS ? 0 : j->sort.order[p];
     if (j->nw + j->nr >= PG__MAX_SLOTS) return PG_ELIMIT;
     if (weights) {
         *slot = PG__REGION_W | (uint32_t)j->nw;
@@ -674,8 +612,8 @@ static int pg__emit_layer(pg__job *j, const pg__cand *c) {
         const pg__found *f = pg__neuron_at(j, c->step + jj);
         for (uint32_t k = 0; k < n; k++) {
             const pg__fterm *t = &j->fterms[f->term + k];
-            PG__PUSH(j->inner, j->ninner, j->inner_cap, j->order[t->mul]);
-            PG__PUSH(j->inner, j->ninner, j->inner_cap, j->order[t->sum]);
+            PG__PUSH(j->inner, j->ninner, j->inner_cap, j->sort.order[t->mul]);
+            PG__PUSH(j->inner, j->ninner, j->inner_cap, j->sort.order[t->sum]);
         }
     }
     if (status != PG_OK) return status;
@@ -703,8 +641,8 @@ static int pg__emit_neuron(pg__job *j, const pg__found *f) {
         if (status == PG_OK) status = pg__slot(j, ft->b, &t.b);
         if (status != PG_OK) break;
         PG__PUSH(j->terms, j->nterms, j->terms_cap, t);
-        PG__PUSH(j->inner, j->ninner, j->inner_cap, j->order[ft->mul]);
-        PG__PUSH(j->inner, j->ninner, j->inner_cap, j->order[ft->sum]);
+        PG__PUSH(j->inner, j->ninner, j->inner_cap, j->sort.order[ft->mul]);
+        PG__PUSH(j->inner, j->ninner, j->inner_cap, j->sort.order[ft->sum]);
     }
     if (status == PG_OK) status = pg__new_slot(j, f->top, 0, &N.out);
     N.sum = N.out;
@@ -765,14 +703,14 @@ static int pg__emit(pg__job *j, size_t i, size_t *took) {
 /* ---- the phases ---------------------------------------------------------- */
 
 static int pg__alloc_positions(pg__job *j) {
-    size_t n = j->n ? j->n : 1;
+    size_t n = j->sort.n ? j->sort.n : 1;
     j->next = pg__realloc(NULL, 2 * n * sizeof(uint32_t));
     j->owner = pg__realloc(NULL, n * sizeof(uint32_t));
     j->uses = pg__realloc(NULL, n * sizeof(uint32_t));
     j->found_at = pg__realloc(NULL, n * sizeof(uint32_t));
     j->stamp = pg__realloc(NULL, n * sizeof(uint32_t));
     if (!j->next || !j->owner || !j->uses || !j->found_at || !j->stamp) return PG_ENOMEM;
-    free(j->stack), j->stack = NULL, j->stack_cap = 0;
+    free(j->sort.stack), j->sort.stack = NULL, j->sort.stack_cap = 0;
     return PG_OK;
 }
 
@@ -816,7 +754,7 @@ static int pg__finish(pg_tape *t, pg__job *j) {
         L->w = PG__FINAL(L->w), L->out = PG__FINAL(L->out), L->sum = PG__FINAL(L->sum), L->k = PG__FINAL(L->k);
         if (L->xkind != PG__X_GATHER) L->x = PG__FINAL(L->x);
     }
-    t->root_slot = PG__FINAL(j->found_at[j->n - 1]);
+    t->root_slot = PG__FINAL(j->found_at[j->sort.n - 1]);
 #undef PG__FINAL
     /* The program moves from the job to the tape. */
     t->steps = j->steps, t->nsteps = (int64_t)j->nsteps, j->steps = NULL;
@@ -828,8 +766,8 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     t->inner = j->inner, t->ninner = (int64_t)j->ninner, j->inner = NULL;
     /* own_w: a layer whose weights no other layer has (j->found_at, no longer
      * needed, marks each block's first slot with its layer + 1) */
-    for (size_t i = 0; i < j->n; i++) j->found_at[i] = 0;
-    uint32_t *block = j->found_at, nblock = j->n < nslots ? (uint32_t)j->n : (uint32_t)nslots;
+    for (size_t i = 0; i < j->sort.n; i++) j->found_at[i] = 0;
+    uint32_t *block = j->found_at, nblock = j->sort.n < nslots ? (uint32_t)j->sort.n : (uint32_t)nslots;
     for (int64_t l = 0; l < t->nlayers; l++) {
         pg__layer *L = &t->layers[l];
         L->own_w = L->wfirst && L->bfirst && L->wstride > L->n;
@@ -843,9 +781,9 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     }
     for (int64_t l = 0; l < t->nlayers; l++) t->s.how[l] = t->layers[l].defer; /* the session of none */
     t->nneurons = (int64_t)j->nfound;
-    t->cost = (int64_t)j->n;
-    t->n = (int64_t)j->n;
-    t->root = j->order[j->n - 1];
+    t->cost = (int64_t)j->sort.n;
+    t->n = (int64_t)j->sort.n;
+    t->root = j->sort.order[j->sort.n - 1];
     return PG_OK;
 }
 
@@ -855,21 +793,23 @@ static int pg__compile_some(pg_tape *t, int64_t budget) {
     int status = PG_OK;
     while (budget > 0 && status == PG_OK) {
         switch (j->phase) {
-        case PG__SORT:
-            status = pg__sort(j, &budget);
-            if (status == PG_EBADOP) t->refused = pg__handle(j->cur);
+        case PG__SORT: {
+            uint32_t refused = 0;
+            status = pg__sorter_run(&j->sort, &budget, pg__replayable, &refused);
+            if (status == PG_EBADOP) t->refused = pg__handle(refused);
             if (status == PG_OK) j->phase = PG__PREPARE;
-            else if (status == 1) return 1;
+            else if (status == PG_MORE) return PG_MORE;
             break;
+        }
         case PG__PREPARE:
             status = pg__alloc_positions(j);
             /* the nodes' positions are now kept as positions of their children */
-            j->phase = PG__PARENTS, j->i = (int64_t)j->n;
-            for (size_t i = 0; i < j->n && status == PG_OK; i++) {
+            j->phase = PG__PARENTS, j->i = (int64_t)j->sort.n;
+            for (size_t i = 0; i < j->sort.n && status == PG_OK; i++) {
                 j->owner[i] = PG__NONE_POS, j->uses[i] = 0, j->found_at[i] = PG__NONE_POS;
                 j->stamp[i] = 0;
             }
-            budget -= (int64_t)j->n;
+            budget -= (int64_t)j->sort.n;
             break;
         case PG__PARENTS: /* each operand's next parent, and uses, going down */
             for (; j->i > 0 && budget > 0; budget--) {
@@ -885,9 +825,9 @@ static int pg__compile_some(pg_tape *t, int64_t budget) {
                 }
             }
             if (j->i == 0) {
-                for (size_t i = 0; i < j->n; i++) j->owner[i] = PG__NONE_POS;
-                j->phase = PG__NEURONS, j->i = (int64_t)j->n;
-                budget -= (int64_t)j->n;
+                for (size_t i = 0; i < j->sort.n; i++) j->owner[i] = PG__NONE_POS;
+                j->phase = PG__NEURONS, j->i = (int64_t)j->sort.n;
+                budget -= (int64_t)j->sort.n;
             }
             break;
         case PG__NEURONS: /* from the top down, so each is found whole */
@@ -901,7 +841,7 @@ static int pg__compile_some(pg_tape *t, int64_t budget) {
             if (j->i == 0 && status == PG_OK) j->phase = PG__PROGRAM;
             break;
         case PG__PROGRAM: /* plain steps and neurons, in topological order */
-            for (; j->i < (int64_t)j->n && budget > 0; budget--, j->i++) {
+            for (; j->i < (int64_t)j->sort.n && budget > 0; budget--, j->i++) {
                 uint32_t i = (uint32_t)j->i;
                 if (pg__at(j, i)->op == PG_OP_leaf) continue;
                 pg__pstep step = {i, j->owner[i] == i ? j->found_at[i] : PG__NONE_POS, 0};
@@ -909,12 +849,12 @@ static int pg__compile_some(pg_tape *t, int64_t budget) {
                 if (j->owner[i] == PG__NONE_POS || j->owner[i] == i)
                     PG__PUSH(j->program, j->nprogram, j->program_cap, step);
             }
-            if (j->i == (int64_t)j->n) {
+            if (j->i == (int64_t)j->sort.n) {
                 /* found_at now holds each node's slot */
-                for (size_t i = 0; i < j->n; i++) j->found_at[i] = PG__NONE_POS;
+                for (size_t i = 0; i < j->sort.n; i++) j->found_at[i] = PG__NONE_POS;
                 free(j->next), j->next = NULL;
                 j->phase = PG__EMIT, j->i = 0;
-                budget -= (int64_t)j->n;
+                budget -= (int64_t)j->sort.n;
             }
             break;
         case PG__EMIT:
@@ -927,9 +867,9 @@ static int pg__compile_some(pg_tape *t, int64_t budget) {
             if (status == PG_OK && j->i == (int64_t)j->nprogram) j->phase = PG__FINISH;
             break;
         case PG__FINISH:
-            if (!pg__assigned(j, (uint32_t)j->n - 1)) { /* a lone leaf */
+            if (!pg__assigned(j, (uint32_t)j->sort.n - 1)) { /* a lone leaf */
                 uint32_t slot;
-                status = pg__new_slot(j, (uint32_t)j->n - 1, 0, &slot);
+                status = pg__new_slot(j, (uint32_t)j->sort.n - 1, 0, &slot);
                 if (status != PG_OK) break;
             }
             status = pg__finish(t, j);
@@ -962,16 +902,12 @@ pg_tape *pg_tape_start(pg_id root, int order, int *status) {
     if (st == PG_OK) {
         t = pg__realloc(NULL, sizeof *t);
         pg__job *j = pg__realloc(NULL, sizeof *j);
-        uint32_t *pos = pg__realloc(NULL, (size_t)pg__A.size * sizeof(uint32_t));
-        if (!t || !j || !pos) {
-            free(t), free(j), free(pos);
+        if (j) *j = (pg__job){0};
+        if (!t || !j || pg__sorter_begin(&j->sort, r) != PG_OK) {
+            free(t), free(j);
             t = NULL;
             st = PG_ENOMEM;
         } else {
-            memset(pos, 0, (size_t)pg__A.size * sizeof(uint32_t));
-            *j = (pg__job){0};
-            j->pos = pos, j->npos = pg__A.size, j->cur = r;
-            pos[r] = PG__ON_STACK;
             *t = (pg_tape){0};
             t->root = r, t->order = order, t->job = j, t->f = 0, t->resume = -1;
             pg__A.nodes[r].refs++; /* the tape holds the graph */

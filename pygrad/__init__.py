@@ -7,7 +7,7 @@
 """
 from typing import TYPE_CHECKING
 
-from . import losses, nn, optim, serialization
+from . import losses, nn, optim
 from .draw import draw_dot
 from .arrays import get_data, get_grad, set_data, set_grad
 from .engine import Value, live_nodes, node_limit, set_node_limit
@@ -23,10 +23,12 @@ __version__ = "0.1.0"
 # build and train a model, and some load more: numpy, the workloads) are
 # imported on first use, so `pygrad.datasets.load_digits()` works after a
 # plain `import pygrad`, as it does after `import pygrad.datasets`.
-_SUBMODULES = ("bench", "cli", "datasets", "plot", "reference", "workloads")
+_SUBMODULES = ("bench", "cli", "datasets", "plot", "reference", "runs", "serialization", "sweep",
+               "workloads")
 
 if TYPE_CHECKING:  # type checkers see them as the modules they are
-    from . import bench, cli, datasets, plot, reference, workloads  # noqa: F401
+    from . import (bench, cli, datasets, plot, reference, runs, serialization,  # noqa: F401
+                   sweep, workloads)
 else:  # (and do not see this, so that a misspelt name stays an error)
     def __getattr__(name):  # PEP 562: called only for a name not found otherwise
         if name in _SUBMODULES:

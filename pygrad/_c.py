@@ -115,25 +115,18 @@ def blamed(status: int, what: str, where: Any, names: dict[int, tuple[str, str]]
 
 # ---- one node at a time (the hot paths: see the module's docstring) ---------
 
-leaf = lib.pg_leaf
-apply1 = lib.pg_apply1
-apply1k = lib.pg_apply1k
-apply2 = lib.pg_apply2
-apply2n = lib.pg_apply2n
-apply_composed = lib.pg_apply_composed
-data = lib.pg_data          # NaN for a bad handle: valid() tells it from a real NaN
-grad = lib.pg_grad
-set_data = lib.pg_set_data
-set_grad = lib.pg_set_grad
-valid = lib.pg_valid
-op_of = lib.pg_op
-k_of = lib.pg_k
-child = lib.pg_child
-retain = lib.pg_retain
-release = lib.pg_release
-backward = lib.pg_backward  # (root, budget): OK, or WALK: walk it (below)
-backward_node = lib.pg_backward_node
-set_python_backward = lib.pg_set_python_backward
+# Making nodes (each returns a new handle, or a status):
+leaf, apply1, apply1k, apply2, apply2n, apply_composed = (
+    lib.pg_leaf, lib.pg_apply1, lib.pg_apply1k, lib.pg_apply2, lib.pg_apply2n, lib.pg_apply_composed)
+# Reading and writing one node (data and grad are NaN for a bad handle: valid()
+# tells it from a real NaN; the setters return a status):
+data, grad, set_data, set_grad, valid, op_of, k_of, child = (
+    lib.pg_data, lib.pg_grad, lib.pg_set_data, lib.pg_set_grad, lib.pg_valid, lib.pg_op, lib.pg_k,
+    lib.pg_child)
+# References, and backward (backward(root, budget): OK, or WALK: walk it, below):
+retain, release, backward, backward_node, set_python_backward = (
+    lib.pg_retain, lib.pg_release, lib.pg_backward, lib.pg_backward_node,
+    lib.pg_set_python_backward)
 
 
 def custom(data: float, children: list[int]) -> int:
@@ -154,10 +147,9 @@ def node_out() -> Any:
 
 
 walk_step = lib.pg_walk_step
-live_nodes = lib.pg_live_nodes
-capacity = lib.pg_capacity
-node_limit = lib.pg_node_limit
-set_node_limit = lib.pg_set_node_limit
+# The arena:
+live_nodes, capacity, node_limit, set_node_limit = (
+    lib.pg_live_nodes, lib.pg_capacity, lib.pg_node_limit, lib.pg_set_node_limit)
 
 DATA, GRAD = lib.PG_DATA, lib.PG_GRAD
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable as _Iterable
 from typing import TYPE_CHECKING, Iterable, Union
 
-import numpy
+if TYPE_CHECKING:
+    import numpy
+else:  # (imported at its first use: `import pygrad` loads no numpy)
+    from ._lazy import numpy
 
 from . import _c
 from .engine import Value, real, type_name

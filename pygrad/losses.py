@@ -21,7 +21,6 @@ def _build(name, pred, target, nclass=1, params=(), alpha=0.0):
     pids = [p._id for p in params]
     target = [real(t, f"{name} target") for t in target]
     node = _c.loss(name, ids, target, nclass, pids, real(alpha, f"{name} alpha"))
-    _c.check(node, name)
     return made(node, Region((pred, params)))
 
 

@@ -21,11 +21,11 @@ import random
 import sys
 from typing import TYPE_CHECKING, Any, Iterable, Sequence, Union
 
-from . import _fastpath, serialization
+from . import _fastpath
 from .engine import UNARY_OPS, Value, type_name
 
 if TYPE_CHECKING:
-    from . import engine  # engine.Value, where a class's own attribute named Value hides it
+    from . import engine, serialization  # (engine.Value, where a class's own Value hides it)
 
 #: What a module takes: Values or numbers (a list, tuple, iterator or 1-D
 #: numpy array), or one Value (a 1-neuron layer's output).
@@ -49,11 +49,13 @@ class Module(_fastpath.Tracked):
     def save(self, file: serialization.File) -> None:
         """Write the parameters' data to file, a path or a binary file object
         (the format: pygrad/serialization.py)."""
+        from . import serialization  # (imported here: `import pygrad` stays light)
         serialization.save(self, file)
 
     def load(self, file: serialization.File) -> None:
         """Set the parameters from a file that save() wrote for a model of
         this shape; ValueError, changing nothing, if it does not fit."""
+        from . import serialization
         serialization.load(self, file)
 
     def _handles(self) -> Any:

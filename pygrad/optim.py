@@ -43,7 +43,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # (imported at its first use: `import pygrad` loads no numpy)
+    from ._lazy import numpy as np
 
 from . import _c
 from .arrays import handles

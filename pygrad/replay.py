@@ -48,7 +48,10 @@ import operator
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, Union
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+else:  # (imported at its first use: `import pygrad` loads no numpy)
+    from ._lazy import numpy as np
 
 from . import _c, _signals
 from .arrays import float_array, handles

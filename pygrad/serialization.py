@@ -47,7 +47,10 @@ import zipfile
 import zlib
 from typing import IO, TYPE_CHECKING, Any, NoReturn, Union
 
-import numpy
+if TYPE_CHECKING:
+    import numpy
+else:  # (imported at its first use: `import pygrad` loads no numpy)
+    from ._lazy import numpy
 
 from ._files import atomic_write
 from .arrays import get_data, set_data

@@ -117,3 +117,22 @@ print("ok")
     ran = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True,
                          timeout=120)
     assert ran.returncode == 0 and ran.stdout == "ok\n", ran.stderr
+
+
+def test_import_pygrad_loads_no_numpy_and_training_needs_none():
+    """`import pygrad` is quick (numpy, tqdm and the file formats are loaded at
+    their first use): a model trains, backward included, with numpy never
+    imported; the first call that needs numpy imports it."""
+    import subprocess
+    import sys
+    program = (
+        "import sys, pygrad\n"
+        "assert not {'numpy', 'tqdm', 'zipfile'} & set(sys.modules), sorted(sys.modules)\n"
+        "m = pygrad.MLP(2, [3, 1])\n"
+        "loss = (m([1.0, -2.0]) - 1) ** 2\n"
+        "m.zero_grad(); loss.backward()\n"
+        "opt = pygrad.optim.SGD(m.parameters(), lr=0.1); opt.step()\n"
+        "assert 'numpy' not in sys.modules\n"
+        "print(type(pygrad.get_data(m)).__module__)\n")
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "numpy"
