@@ -10,6 +10,7 @@ import gc
 import math
 import pickle
 import random
+import re
 import subprocess
 import sys
 import textwrap
@@ -234,7 +235,8 @@ def test_copy_pickle_and_draw_dot_of_custom_ops():
     dot = pygrad.draw_dot(loss)
     rdot = pygrad.draw_dot(program(reference.Value)[0])
     assert dot.source.count("->") == rdot.source.count("->")
-    assert dot.source.count('label="sum"') == 1
+    # (graphviz quotes an op's label only where DOT needs it; the fallback always)
+    assert len(re.findall(r'_op \[label="?sum"?\]', dot.source)) == 1
 
 
 def test_a_huge_backward_is_walked_in_steps_and_ctrl_c_stops_it():
