@@ -19,7 +19,7 @@ from cffi import FFI
 # own lock, so this is a cost, never a safety, decision: if cffi ever stops
 # using these macros, calls just release the GIL again.
 #
-# A free-threaded CPython (Py_GIL_DISABLED; docs/free-threading.md) keeps
+# A free-threaded CPython (Py_GIL_DISABLED; docs/pages/free-threading.md) keeps
 # cffi's macros: there they do not release a GIL but detach the thread from
 # the interpreter, and a thread that stays attached through a long call
 # (backward over a big graph, Tape.train) or while it waits for the arena's

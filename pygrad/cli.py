@@ -5,7 +5,7 @@
     pygrad bench [--quick] ...
     pygrad --version
 
-train runs one of the tutorials' workloads (spec/WORKLOADS.md, as pygrad.runs
+train runs one of the tutorials' workloads (docs/pages/workloads.md, as pygrad.runs
 defines them) with a progress bar, prints the final loss, the time and the
 speed, and writes the loss curve as a PNG (with matplotlib); a loss that is
 not finite stops it, with exit status 1. sweep trains a workload for many
@@ -121,8 +121,8 @@ def build_parser(prog):
     commands = ap.add_subparsers(dest="command", metavar="COMMAND", required=True)
     defaults = "; ".join(f"{w.name} {w.iters} {w.unit}s" for w in WORKLOADS.values())
     train = commands.add_parser(
-        "train", help="train a workload of spec/WORKLOADS.md (default W1, 100000 iterations)",
-        description="Train one of the tutorials' networks (spec/WORKLOADS.md) with a progress "
+        "train", help="train one of the tutorials' networks (default W1, 100000 iterations)",
+        description="Train one of the tutorials' networks (W1-W4, digits) with a progress "
         "bar; print the final loss, the time and the speed; write the loss curve as a PNG "
         f"(needs matplotlib: {HOW_TO_INSTALL}). A loss that is not finite stops training "
         "with exit status 1. W4 checks the lecture's worked numbers instead. Default lengths: "

@@ -9,7 +9,8 @@ is tanh on every neuron with biases drawn from uniform(-1, 1), as in seed
 000. Weights are drawn with Python's `random` in micrograd's order, so
 `random.seed(s)` gives micrograd's (and the tutorials') initial weights.
 
-The code below is micrograd's. On pygrad's Value, a forward runs as one C
+The code below is micrograd's (Copyright (c) 2020 Andrej Karpathy, MIT
+licence; the notice is in LICENSE). On pygrad's Value, a forward runs as one C
 call (csrc/nn.c) wherever that builds exactly what the code builds, node
 for node, and the parameters are collected once per change of structure:
 pygrad/_fastpath.py decides when, and keeps what those need. A subclass that

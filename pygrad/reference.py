@@ -12,6 +12,9 @@ give the same bits on the same program. Where it departs from micrograd:
 - data is always a float, tanh is math.tanh, and the ops micrograd lacks
   (sigmoid, log, ...) and their gradients are PyTorch's.
 Like micrograd, it recurses: graphs deeper than ~1,000 nodes need pygrad.
+
+This file follows micrograd (Copyright (c) 2020 Andrej Karpathy, MIT licence;
+the notice is in LICENSE).
 """
 import math
 import numbers

@@ -1,5 +1,5 @@
 """The runs of `pygrad train` and `pygrad sweep`: each workload of
-spec/WORKLOADS.md as an object that builds its model (from the tutorials'
+docs/pages/workloads.md as an object that builds its model (from the tutorials'
 code in pygrad.workloads), trains in chunks, and reports.
 
 A run's train(n, losses) trains n more iterations (of `unit`), appending

@@ -1,4 +1,4 @@
-"""The tutorials' training runs (spec/WORKLOADS.md), written as their users
+"""The tutorials' training runs (docs/pages/workloads.md), written as their users
 write them: their data, models and loops, for the tests, the benchmarks and
 `pygrad train` (whose runs, pygrad/runs.py, are built from these).
 

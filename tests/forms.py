@@ -57,7 +57,7 @@ USES = {
     "x.grad = b": lambda x, b: setattr(x, "grad", b),
 }
 
-# What Python raises for a math error (spec/API.md); anything else is a bug.
+# What Python raises for a math error (docs/pages/api.md); anything else is a bug.
 MATH_ERRORS = (ZeroDivisionError, OverflowError, ValueError)
 
 

@@ -1,4 +1,4 @@
-"""Python's error rules (spec/API.md): the same exception type as Python's
+"""Python's error rules (docs/pages/api.md): the same exception type as Python's
 float and math module give, a message naming the op, and every existing
 Value (and the arena) intact afterwards."""
 import gc

@@ -82,7 +82,7 @@ def plain(x):
     return x if type(x) in (int, float) else float(x)
 
 
-# Operands no op accepts, and the exception each must raise (spec/API.md).
+# Operands no op accepts, and the exception each must raise (docs/pages/api.md).
 INVALID = [("1.5", TypeError), (None, TypeError), (1j, TypeError), ([1.0], TypeError),
            (object(), TypeError), (numpy.array([1.0, 2.0]), TypeError), (10**400, OverflowError)]
 
@@ -381,7 +381,7 @@ def step_custom_op(w):
         w.add_values(*out)
 
 
-# spec/API.md's numbers where Python expects numbers: float(v), v < w, ...
+# docs/pages/api.md's numbers where Python expects numbers: float(v), v < w, ...
 NUMBER_PROTOCOL = _supported(lambda v: (float(v), v < v))
 READS = {"float": float, "round": round, "format": lambda v: format(v, ".6g"),
          "<": lambda v, u: v < u, "<=": lambda v, u: v <= u, ">": lambda v, u: v > u,

@@ -58,7 +58,7 @@ def _python(name):
 
 def _python_pow(a, b):
     """Python's a ** b, where a result that is not real is math.pow's
-    ValueError (spec/API.md), not float's complex number or error."""
+    ValueError (docs/pages/api.md), not float's complex number or error."""
     try:
         math.pow(a, b)
     except ValueError:
@@ -166,7 +166,7 @@ def test_tape_replay_gives_what_building_gives_on_special_values(witness, tally)
 
 
 def test_backward_after_operands_are_changed_to_special_values(witness, tally):
-    """Backward kernels never raise (spec/API.md: backward gives IEEE
+    """Backward kernels never raise (docs/pages/api.md: backward gives IEEE
     numbers): built at ordinary values, then given special ones as data
     (p.data = ... before backward, a micrograd habit), every form's
     gradients are the reference engine's and no exception comes out."""

@@ -1,5 +1,5 @@
 """pygrad.nn as micrograd's users know it. The tutorials' workloads
-(spec/WORKLOADS.md) are tested in test_workloads.py."""
+(docs/pages/workloads.md) are tested in test_workloads.py."""
 import random
 
 import pytest

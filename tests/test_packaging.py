@@ -31,7 +31,7 @@ def test_the_extension_is_built_for_the_stable_abi():
     # macOS, whichever CPython built it (3.15 lists a platform-tagged abi3
     # suffix first, which 3.9-3.14 do not know); Windows has no ABI tag in the
     # name. A free-threaded CPython has no abi3: 3.15t and later take abi3t,
-    # 3.14t a module of its own (docs/free-threading.md).
+    # 3.14t a module of its own (docs/pages/free-threading.md).
     name = os.path.basename(_pygrad.__file__)
     if sys.platform == "win32":
         assert name == "_pygrad.pyd"

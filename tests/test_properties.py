@@ -251,7 +251,7 @@ def test_random_programs_match_pytorch(tally, program):
 
 # ---- sessions mixing valid ops, math errors and invalid operands ---------------
 
-# Operands no op accepts (spec/API.md): the exception each must raise.
+# Operands no op accepts (docs/pages/api.md): the exception each must raise.
 def _invalid_operands():
     from decimal import Decimal
     bad = ["1.5", b"1", None, 1j, [1.0], (1.0,), {1: 2}, {1.0}, object(), Decimal("1.5"), print]

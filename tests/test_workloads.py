@@ -1,4 +1,4 @@
-"""The tutorials' workloads (spec/WORKLOADS.md), as pygrad.workloads (their
+"""The tutorials' workloads (docs/pages/workloads.md), as pygrad.workloads (their
 loops) and pygrad.runs (`pygrad train`'s runs of them) define them for the
 tests, the benchmarks and the command line: each trains, and gives the
 reference engine's numbers to the bit, PyTorch's (float64) to 1e-12, or

@@ -1,4 +1,4 @@
-"""Baseline implementations of the benchmark workloads (spec/WORKLOADS.md).
+"""Baseline implementations of the benchmark workloads (docs/pages/workloads.md).
 
 Plain functions that pygrad/bench/run.py times side by side with pygrad: PyTorch
 eager, hand-vectorized numpy, hand-written C loops (pygrad/bench/loops.c, compiled
