@@ -53,6 +53,20 @@ def test_rows_give_medians_and_spreads_per_iteration_and_catch_unrepeatable_runs
     assert d["median"] == 0.25 and d["repeats"] == 4 and d["final_loss"] == 0.5
 
 
+def test_micrograd_repeats_may_differ_in_the_last_bits_only():
+    """micrograd adds gradients in the order of a set of Values (their
+    addresses): its repeats are compared to 1e-12, every other row's to the bit."""
+    def runs(*finals):
+        it = iter(finals)
+        return lambda n: {"seconds": 1.0, "losses": [1.0, next(it)]}
+    last_bits = (0.7429006313851131, 0.742900631385113, 0.7429006313851131)
+    far = (0.7429006313851131, 0.7429006313851131, 0.75)
+    rows = measure([Impl("micrograd", runs(*last_bits), 2, 2, bitwise=False),
+                    Impl("micrograd, far", runs(*far), 2, 2, bitwise=False),
+                    Impl("pygrad", runs(*last_bits), 2, 2)])
+    assert [r.repeatable for r in rows] == [True, False, False]
+
+
 def test_agreement_fails_on_a_far_row_or_an_unrepeatable_one(capsys):
     log = []
     rows = measure([Impl("ref", fake("ref", log, losses=(1.0, 0.5)), 2, 1),
