@@ -1,6 +1,7 @@
 import collections
 import gc
 import os
+import signal
 import sys
 
 import pytest
@@ -11,6 +12,14 @@ import pytest
 # anything imports pygrad.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != ROOT]
+
+# Ctrl-C must be deliverable: the tests that send SIGINT (to this process, or
+# to the interpreters they start, which inherit an ignored signal) check that
+# pygrad stops at once. A run started with SIGINT ignored (a background job
+# of a non-interactive shell, nohup) would lose every one of them, so the
+# default handler is put back first, before pygrad installs its own over it.
+if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pygrad  # noqa: E402
 

@@ -252,8 +252,10 @@ def test_ctrl_c_during_training_is_never_swallowed(tmp_path):
         base = None
         got, want, late = 0, 40, 0
         rng = random.Random(1)
+        go = threading.Event()  # (set inside the loop's try: no Ctrl-C before it)
         def shoot():  # each Ctrl-C once the one before has arrived (two at once are one)
             global late
+            go.wait()
             for i in range(want):
                 time.sleep(rng.uniform(0.002, 0.03))
                 os.kill(os.getpid(), signal.SIGINT)
@@ -267,6 +269,7 @@ def test_ctrl_c_during_training_is_never_swallowed(tmp_path):
         deadline = time.time() + 120
         while got < want and time.time() < deadline:
             try:
+                go.set()
                 train_w1(m, 50)
             except KeyboardInterrupt:
                 got += 1
