@@ -303,7 +303,11 @@ class Value(metaclass=Watched):
         if isinstance(other, Value):
             return _composed(ADD, self, MUL, other, -1.0, "-", self, other)
         number = _number(other)
-        return NotImplemented if number is None else self + (-number)
+        if number is None:
+            return NotImplemented
+        if number == 0.0 and isinstance(other, numbers.Rational):
+            return self + 0.0  # micrograd's -other of an exact 0 (an int, a Fraction) is 0, not -0.0
+        return self + (-number)
 
     def __rsub__(self, other: float) -> Value:  # other - self: (-self) + other
         number = other if type(other) is float else _number(other)
@@ -357,19 +361,19 @@ class Value(metaclass=Watched):
     # identity, as in micrograd, so Values still go in sets and dicts.
     def __lt__(self, other: Operand) -> bool:  # self < other
         x = _compared(other)
-        return NotImplemented if x is None else self.data < x
+        return NotImplemented if x is None else bool(self.data < x)
 
     def __le__(self, other: Operand) -> bool:  # self <= other
         x = _compared(other)
-        return NotImplemented if x is None else self.data <= x
+        return NotImplemented if x is None else bool(self.data <= x)
 
     def __gt__(self, other: Operand) -> bool:  # self > other
         x = _compared(other)
-        return NotImplemented if x is None else self.data > x
+        return NotImplemented if x is None else bool(self.data > x)
 
     def __ge__(self, other: Operand) -> bool:  # self >= other
         x = _compared(other)
-        return NotImplemented if x is None else self.data >= x
+        return NotImplemented if x is None else bool(self.data >= x)
 
     if TYPE_CHECKING:  # what is attached below the class, for type checkers
         _id: int
@@ -613,8 +617,14 @@ def _number(x):
 
 
 def _compared(x):
-    """What an ordering compares a Value with: a Value's data, a number, or None."""
-    return x.data if isinstance(x, Value) else _number(x)
+    """What an ordering compares a Value's data with: a Value's data, a real
+    number as it is (Python compares a float with an int or a Fraction exactly:
+    1.5 < 10**400 is True, where float(10**400) would overflow), or None."""
+    if isinstance(x, Value):
+        return x.data
+    if type(x) is float or type(x) is int or isinstance(x, numbers.Real):
+        return x
+    return None
 
 
 def type_name(x: Any) -> str:

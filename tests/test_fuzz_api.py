@@ -237,6 +237,8 @@ def step_invalid_operand(w):
     x, _ = w.value()
     use = w.rng.choice(USED)
     bad, exc = w.rng.choice(INVALID)
+    if use == "b / x" and type(bad) is int and x.data == 0.0:
+        exc = ZeroDivisionError  # micrograd's b * x**-1: x**-1 fails first (a test below)
     w.note(f"{use} b={bad!r}")
     got = outcome(lambda: USES[use](x, bad))
     if not (isinstance(got, Raised) and got.type is exc):

@@ -6,6 +6,7 @@ import gc
 import math
 import random
 
+import numpy as np
 import pytest
 
 import pygrad
@@ -232,3 +233,13 @@ def test_the_walk_is_the_same_every_run():
                            env={**__import__('os').environ, "PYTHONHASHSEED": str(seed)},
                            check=True).stdout for seed in (1, 2, 3)}
     assert len(outs) == 1
+
+
+def test_the_leaf_of_x_minus_a_number_is_micrographs_negated_number():
+    """micrograd's x - c is x + (-c), with -c done on c as given: int 0 gives
+    a leaf of 0.0, a float 0.0 one of -0.0 (found by the API fuzzer's soak)."""
+    for c in (0, 0.0, -0.0, False, 2, 1.5, np.int64(0), np.float64(0.0)):
+        ours = [math.copysign(1.0, v.data) for v in (Value(1.0) - c)._prev if v._op == "" and v.data == 0]
+        theirs = [math.copysign(1.0, v.data) for v in (reference.Value(1.0) - c)._prev
+                  if v._op == "" and v.data == 0]
+        assert ours == theirs, c

@@ -67,6 +67,17 @@ def test_ordering_compares_data_with_values_and_numbers(op):
             op(bad, Value(1.0))
 
 
+@pytest.mark.parametrize("op", OPS, ids=lambda f: f.__name__)
+def test_ordering_with_a_huge_int_or_a_fraction_is_pythons_exact_comparison(op):
+    """Python compares a float with an int or a Fraction exactly, with no
+    conversion that could overflow or round (found by the API fuzzer's soak)."""
+    from fractions import Fraction
+    for x in SPECIAL:
+        for y in (10**400, -10**400, 2**53 + 1, Fraction(1, 3), Fraction(-10**400, 3)):
+            assert op(Value(x), y) is op(x, y)
+            assert op(y, Value(x)) is op(y, x)
+
+
 def test_max_min_sorted_and_numpy_reductions():
     xs = [3.0, -1.0, 7.5, 0.25, 7.5, -4.0]
     vs = [Value(x) for x in xs]
