@@ -9,13 +9,12 @@ leaves the old file whole.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import secrets
-import stat
 import textwrap
-from typing import IO, Any, Iterator, Sequence
+from typing import Any, Sequence
+
+from ._files import atomic_write  # (also what pygrad sweep and bench write with)
 
 #: What to install for plots.
 HOW_TO_INSTALL = "pip install 'pygrad-engine[plot]' (matplotlib)"
@@ -28,32 +27,6 @@ def have_matplotlib() -> bool:
     except ImportError:
         return False
     return True
-
-
-@contextlib.contextmanager
-def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """A binary file whose contents replace path's when the block ends
-    without an exception; on any failure path is left as it was. A path that
-    is not a regular file (/dev/null) is written in place, as open() would.
-    (pygrad/_files.py on branch harden does this with fsync; one of them goes.)"""
-    target = os.path.realpath(os.fspath(path))
-    if os.path.exists(target) and not stat.S_ISREG(os.stat(target).st_mode):
-        if os.path.isdir(target):
-            raise IsADirectoryError(f"{os.fspath(path)!r} is a folder")
-        with open(target, "wb") as f:
-            yield f
-        return
-    folder, name = os.path.split(target)
-    temp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
 
 
 def _figure(width: float, height: float) -> Any:

@@ -34,7 +34,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from .cli import Parser, file_path, int_in, positive_float, positive_int, train_in_chunks, workload_name
-from .plot import atomic_write
+from ._files import atomic_write
 from .runs import WORKLOADS
 
 MAX_RUNS = 100_000

@@ -49,7 +49,8 @@ from pygrad import reference
 from pygrad.cli import Parser, file_path, int_in
 from pygrad.losses import hinge
 from pygrad.optim import SGD
-from pygrad.plot import HOW_TO_INSTALL, atomic_write, have_matplotlib, save_speed_plot
+from pygrad._files import atomic_write
+from pygrad.plot import HOW_TO_INSTALL, have_matplotlib, save_speed_plot
 from pygrad.runs import W1
 from pygrad.workloads import W2_ALPHA, W2_SEED, train_w1, train_w2, w1_model, w2_data, w2_learning_rate
 
