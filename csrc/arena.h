@@ -192,7 +192,7 @@ static inline pg_id pg__give(uint32_t i) {
 }
 /* A topological sort that can stop and go on (graph.c), for calls that run
  * in chunks (a walk, a tape's compiling): micrograd's order, as
- * pg__topo_sort's, with its visited marks in pos[] (per slot below npos: 0
+ * pg__sort_limited's (graph.c), with its visited marks in pos[] (per slot below npos: 0
  * unseen, PG__ON_STACK, else the position + 1) rather than in the nodes,
  * which another sort may stamp between two chunks. */
 #define PG__ON_STACK UINT32_MAX
@@ -215,9 +215,6 @@ int pg__sorter_run(pg__sorter *s, int64_t *budget, int (*ok)(const pg_node *), u
 void pg__sorter_free(pg__sorter *s);
 /* A new stamp for marking visited nodes (graph.c). */
 uint32_t pg__new_epoch(void);
-/* The topological order of the graph under root (micrograd's, see graph.c)
- * into pg__A.order[0 .. n); returns n, or PG_ENOMEM with nothing changed. */
-int64_t pg__topo_sort(uint32_t root);
 
 /* Make sure n more nodes can be made without failing. */
 int pg__reserve(uint32_t n);

@@ -72,7 +72,6 @@ static int64_t pg__sort_limited(uint32_t root, int64_t limit, unsigned *flags) {
     return (int64_t)n;
 }
 
-int64_t pg__topo_sort(uint32_t root) { return pg__sort_limited(root, 0, NULL); }
 
 int pg_backward(pg_id root, int64_t budget) {
     pg__lock();
@@ -98,14 +97,7 @@ int pg_backward_node(pg_id id) {
 }
 
 // ----------------------------------------------------------------------------
-// the walk: a backward pass in steps
-//
-// The same sort and the same backward as above, resumable: between two steps
-// the caller runs Python (a node's own _backward, Ctrl-C, other threads), so
-// the walk keeps everything of its own: its visited marks (a byte per slot,
-// not the nodes' marks, which another sort may stamp meanwhile), its stack and
-// its order. It holds a reference to the root, so every node of the graph
-// stays alive (a node's children never change) until pg_walk_free.
+// the resumable sort (pg__sorter, arena.h): the walk's and the tape compiler's
 
 int pg__sorter_begin(pg__sorter *s, uint32_t root) {
     *s = (pg__sorter){0};

@@ -261,13 +261,4 @@ static inline void pg__backward_step(pg_node *nodes, uint32_t index) {
     pg__backward_into(nodes, n, n->child[0], n->child[1], n->op, 0);
 }
 
-/* Recompute the data of node n (op op, not a leaf) from its children's, the
- * slots a and b (b 0 for none); PG_OK or a math error, with n unchanged. */
-static inline int pg__forward_into(pg_node *nodes, pg_node *n, uint32_t a, uint32_t b, int op) {
-    pg__vals v = {nodes[a].data, b ? nodes[b].data : 0.0, n->k, 0.0};
-    int status = pg__forward(op, &v);
-    if (status == PG_OK) n->data = v.out;
-    return status;
-}
-
 #endif

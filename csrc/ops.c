@@ -82,7 +82,7 @@ pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, doubl
     enum pg__second second = inner == PG_OP_mul ? PG__NUMBER : PG__K;
     pg_id r = ia && (ifirst || !first) ? pg__apply(inner, ia, second, 0, x) : PG_EBADID;
     if (r > 0) {
-        uint32_t mid = (uint32_t)((uint64_t)r & 0xFFFFFFFFu);
+        uint32_t mid = pg__index(r);
         r = ifirst ? pg__apply(op, ifirst, PG__NODE, mid, 0.0)
                    : pg__apply(op, mid, PG__NUMBER, 0, number);
         pg__release(mid); /* the result holds it, or it goes */
@@ -97,7 +97,7 @@ pg_id pg_apply_composed(int op, pg_id first, int inner, pg_id a, double x, doubl
 pg_id pg_custom(double data, const pg_id *children, int64_t n, pg_where *where) {
     if (n < 0) return pg__blame(where, PG_ESIZE, 2, -1);
     pg__lock();
-    pg__handles h = {children, n, 1, 0};
+    pg__handles h = {children, n, 2, 0};  /* children: the 2nd argument */
     uint32_t *c;
     /* each child gains a reference (two, if it is listed twice: a bound of n) */
     int status = pg__many(&h, 1, NULL, 0, n, n > 2 ? n - 1 : 1, &c, where);

@@ -78,7 +78,7 @@ typedef struct pg__pstep {
 } pg__pstep;
 
 enum pg__phase { PG__SORT, PG__PREPARE, PG__PARENTS, PG__NEURONS, PG__PROGRAM, PG__EMIT,
-                 PG__FINISH, PG__DONE };
+                 PG__FINISH };
 
 typedef struct pg__job {
     int phase;
