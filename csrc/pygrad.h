@@ -286,8 +286,8 @@ int pg_tape_backward(pg_tape *t);
  * (the graph's data, the inputs, the parameters), and the status is
  * returned. */
 int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
-                  const double *data, int64_t nrows, double *losses, int64_t *done,
-                  pg_failure *failed);
+                  const double *data, int64_t ndata, int64_t nrows, double *losses, int64_t nlosses,
+                  int64_t *done, pg_failure *failed);
 
 /* The same calls in chunks of about budget node-steps (budget <= 0: no
  * limit), so that a caller can do other work between them (Python: Ctrl-C,
@@ -300,21 +300,24 @@ int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, i
 int pg_tape_forward_chunk(pg_tape *t, int64_t budget, int64_t *next, double *root,
                           pg_failure *failed);
 int pg_tape_backward_chunk(pg_tape *t, int64_t budget, int64_t *next);
-/* Columns of training data: row r's are data[r * stride .. r * stride + cols). */
+/* Columns of training data: row r's are data[r * stride .. r * stride + cols),
+ * of the n doubles at data (PG_ESIZE if nrows rows need more). */
 typedef struct pg_feed {
     const double *data;
+    int64_t n;
     int64_t stride;
     int64_t cols;
 } pg_feed;
 /* pg_tape_train's iterations start, start + 1, ... up to iters of them,
  * stopping after the first that uses up budget: the inputs are fed from
  * the feeds side by side (their cols add up to ninputs; nrows rows each),
- * iteration i from row i mod nrows; its loss goes to losses[i - start];
- * *done grows by one per iteration completed. */
+ * iteration i from row i mod nrows; its loss goes to losses[i - start]
+ * (nlosses >= iters, else PG_ESIZE); *done grows by one per iteration
+ * completed. */
 int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs,
                         const pg_feed *feeds, int64_t nfeeds, int64_t nrows, int64_t start,
-                        int64_t iters, int64_t budget, double *losses, int64_t *done,
-                        pg_failure *failed);
+                        int64_t iters, int64_t budget, double *losses, int64_t nlosses,
+                        int64_t *done, pg_failure *failed);
 
 /* ---- custom ops: nodes whose data and backward are the caller's --------- */
 /* A node of op "custom" over the n nodes children (in order; n >= 0): its

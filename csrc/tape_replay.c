@@ -668,8 +668,8 @@ static void pg__restore_inputs(const pg_tape *t, double *v, int failed) {
 
 int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs,
                         const pg_feed *feeds, int64_t nfeeds, int64_t nrows, int64_t start,
-                        int64_t iters, int64_t budget, double *losses, int64_t *done,
-                        pg_failure *failed) {
+                        int64_t iters, int64_t budget, double *losses, int64_t nlosses,
+                        int64_t *done, pg_failure *failed) {
     int64_t cols = 0;
     for (int64_t f = 0; feeds && f < nfeeds; f++) {
         if (feeds[f].cols < 0 || !feeds[f].data || feeds[f].stride < feeds[f].cols) return PG_EBADOP;
@@ -678,6 +678,11 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
     if (!t || !done || iters < 0 || start < 0 || (iters > 0 && !losses) || ninputs < 0 || nfeeds < 0 ||
         (ninputs > 0 && (!inputs || !feeds || nrows < 1 || cols != ninputs)))
         return PG_EBADOP;
+    if (nlosses < iters) return PG_ESIZE;
+    for (int64_t f = 0; ninputs > 0 && f < nfeeds; f++) { /* the last row's end within n */
+        const pg_feed *d = &feeds[f];
+        if (d->n < d->cols || (d->stride > 0 && nrows - 1 > (d->n - d->cols) / d->stride)) return PG_ESIZE;
+    }
     pg__lock();
     int status = pg__begin(t, o, inputs, ninputs, failed);
     int64_t count = iters;
@@ -728,12 +733,12 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
 }
 
 int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, int64_t ninputs,
-                  const double *data, int64_t nrows, double *losses, int64_t *done,
-                  pg_failure *failed) {
+                  const double *data, int64_t ndata, int64_t nrows, double *losses, int64_t nlosses,
+                  int64_t *done, pg_failure *failed) {
     int64_t n = 0;
-    pg_feed feed = {data, ninputs, ninputs};
+    pg_feed feed = {data, ndata, ninputs, ninputs};
     int status = pg_tape_train_chunk(t, o, inputs, ninputs, data ? &feed : NULL, data ? 1 : 0, nrows, 0,
-                                     iters, 0, losses, &n, failed);
+                                     iters, 0, losses, nlosses, &n, failed);
     if (done) *done = n;
     return status;
 }

@@ -340,8 +340,9 @@ class Feeds:
         self.c = ffi.new("pg_feed[]", max(1, self.n))
         for i, a in enumerate(arrays):  # (rows apart by any whole number of doubles)
             self.c[i].data = ffi.cast("const double *", a.__array_interface__["data"][0])
-            self.c[i].stride = a.strides[0] // 8 if a.shape[0] > 1 else a.shape[1]
+            self.c[i].stride = stride = a.strides[0] // 8 if a.shape[0] > 1 else a.shape[1]
             self.c[i].cols = a.shape[1]
+            self.c[i].n = (a.shape[0] - 1) * stride + a.shape[1] if a.shape[0] else 0  # (its extent)
 
 
 def tape_train_chunk(tape: Any, opt: Any, inputs: Handles | None, feeds: Feeds | None, rows: int,
@@ -354,7 +355,7 @@ def tape_train_chunk(tape: Any, opt: Any, inputs: Handles | None, feeds: Feeds |
     else:
         ins, nin, fc, nf = inputs.array, inputs.n, feeds.c, feeds.n
     return lib.pg_tape_train_chunk(tape, ffi.NULL if opt is None else opt, ins, nin, fc, nf, rows, start,
-                                   iters, budget, ffi.from_buffer("double[]", losses), done, failed)
+                                   iters, budget, ffi.from_buffer("double[]", losses), len(losses), done, failed)
 
 
 # ---- test hooks ---------------------------------------------------------------

@@ -421,3 +421,25 @@ def test_cross_entropy_takes_pythons_max_nans_included(name):
     want.backward()
     assert bits(got) == bits(want.data)
     assert [bits(z.grad) for row in zs for z in row] == [bits(z.grad) for row in rzs for z in row]
+
+
+def test_tape_train_checks_the_losses_and_data_lengths(unchanged):
+    """pg_tape_train reads nrows rows of its data and writes iters losses:
+    both arrays come with their lengths, and a short one is PG_ESIZE with
+    nothing trained."""
+    x = [Value(0.5), Value(-1.0)]
+    w = Value(0.25)
+    loss = (x[0] * w + x[1]) ** 2
+    tape = pygrad.Tape(loss)
+    ins = ffi.new("pg_id[]", [v._id for v in x])
+    data = ffi.new("double[]", [1.0, 2.0, 3.0, 4.0])  # 2 rows of 2
+    losses = ffi.new("double[]", 3)
+    done = ffi.new("int64_t *")
+    train = lambda ndata, nrows, nlosses, iters=3: lib.pg_tape_train(  # noqa: E731
+        tape._c, ffi.NULL, iters, ins, 2, data, ndata, nrows, losses, nlosses, done, ffi.NULL)
+    assert train(4, 3, 3) == lib.PG_ESIZE and done[0] == 0   # 3 rows need 6 doubles
+    assert train(4, 2, 2) == lib.PG_ESIZE and done[0] == 0   # 3 losses need 3
+    assert w.data == 0.25 and x[0].data == 0.5
+    assert train(4, 2, 3) == lib.PG_OK and done[0] == 3
+    assert list(losses) == [(1.0 * 0.25 + 2.0) ** 2, (3.0 * 0.25 + 4.0) ** 2, (1.0 * 0.25 + 2.0) ** 2]
+    del tape, loss

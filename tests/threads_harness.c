@@ -144,7 +144,8 @@ static void tape(uint64_t seed, result *r) {
     /* In chunks, so that the other threads get the lock in between. */
     for (int done = 0; done < TAPE_ITERS; done += 100) {
         int64_t n;
-        status = pg_tape_train(t, adam, 100, x, 3, &XS[0][0], 4, r->tape_loss + done, &n, NULL);
+        status = pg_tape_train(t, adam, 100, x, 3, &XS[0][0], 12, 4, r->tape_loss + done, 100, &n,
+                               NULL);
         CHECK(status == PG_OK && n == 100, "pg_tape_train: %d", status);
     }
     CHECK(pg_gather(params, NPARAMS, PG_DATA, r->tape_params, NPARAMS, NULL) == PG_OK, "pg_gather");

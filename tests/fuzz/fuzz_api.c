@@ -372,7 +372,8 @@ static void call_tape(reader *r) {
             pg_optim *o = optims[u8(r) % MAX_OPTIMS];
             double *losses = iters ? malloc((size_t)iters * sizeof(double)) : NULL;
             pg_failure failed;
-            int status = pg_tape_train(t, o, iters, inputs, nin, data, nrows, losses, &done, &failed);
+            int status = pg_tape_train(t, o, iters, inputs, nin, data, data ? nin * nrows : 0, nrows,
+                                       losses, iters, &done, &failed);
             REQUIRE(done >= 0 && done <= iters && (status != PG_OK || done == iters));
             free(inputs), free(data), free(losses);
         }
