@@ -252,6 +252,9 @@ int64_t pg_tape_size(const pg_tape *t);  /* nodes in the graph */
  * by side; the numbers are the same either way. */
 int64_t pg_tape_neurons(const pg_tape *t);
 int64_t pg_tape_layers(const pg_tape *t);
+/* How many batch steps it has: layer steps with the same weights, one per
+ * sample of a batch, run side by side (tape_batch.c; the same numbers). */
+int64_t pg_tape_batches(const pg_tape *t);
 /* Test hooks: tapes made from now on run every node as its own step (0), or
  * find neurons (1, the default); put neurons side by side in layers (1, the
  * default) or not (0); refuse graphs that hold op (as a Python-defined op
@@ -262,6 +265,9 @@ void pg_debug_tape_refuse(int op);
 /* Test hook: layer steps run their plain C kernels (0), or the fastest the
  * CPU has (1, the default; the same bits). */
 void pg_debug_tape_simd(int on);
+/* Test hook: tapes made from now on keep layer steps apart (0), or run a
+ * batch's as batch steps (1, the default; the same bits). */
+void pg_debug_tape_batches(int on);
 /* What failed in a replay: the node whose op raised, and its operands'
  * data at that moment (b is 0 for a unary op). */
 typedef struct pg_failure {
@@ -313,11 +319,15 @@ typedef struct pg_feed {
  * the feeds side by side (their cols add up to ninputs; nrows rows each),
  * iteration i from row i mod nrows; its loss goes to losses[i - start]
  * (nlosses >= iters, else PG_ESIZE); *done grows by one per iteration
- * completed. */
+ * completed. lrs, if not NULL, is a learning-rate schedule: iteration
+ * start + i steps o with learning rate lrs[i] (nlrs >= iters, else
+ * PG_ESIZE), which stays o's; each must pass pg_optim_check as o's lr, else
+ * PG_EBADOP before anything runs, with failed->a the first bad one and
+ * failed->b its index i. */
 int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs,
                         const pg_feed *feeds, int64_t nfeeds, int64_t nrows, int64_t start,
                         int64_t iters, int64_t budget, double *losses, int64_t nlosses,
-                        int64_t *done, pg_failure *failed);
+                        const double *lrs, int64_t nlrs, int64_t *done, pg_failure *failed);
 
 /* ---- custom ops: nodes whose data and backward are the caller's --------- */
 /* A node of op "custom" over the n nodes children (in order; n >= 0): its

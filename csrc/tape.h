@@ -27,6 +27,8 @@
  *                  their inputs (a layer of an MLP) or have their own (numbers
  *                  written into the expression): weights contiguous, inputs
  *                  and outputs contiguous; its kernels are tape_layers.h
+ * PG__STEP_BATCH   layer steps with the same weights, one per sample of a
+ *                  batch (tape_batch.c), run with the samples side by side
  * The steps give every node the data and grad that a node-by-node replay,
  * and so a rebuild and micrograd, give it, bit for bit; the fast order
  * (PG_ORDER_FAST) reassociates the sum inside each neuron.
@@ -36,7 +38,10 @@
 #include "arena.h"
 #include "pygrad.h"
 
-enum pg__step_kind { PG__STEP_NODE, PG__STEP_NEURON, PG__STEP_LAYER };
+enum pg__step_kind { PG__STEP_NODE, PG__STEP_NEURON, PG__STEP_LAYER, PG__STEP_BATCH };
+
+/* The samples a batch step's kernels run side by side (tape_layers.h). */
+#define PG__LANES 8
 
 /* Bits of pg__step.first and pg__term.first: the node's contribution to its
  * operand a (1) or b (2) is that operand's first in backward order, so it is
@@ -50,8 +55,9 @@ typedef struct pg__step {
     uint8_t binary;  /* NODE: its op has two operands */
     uint32_t out;    /* NODE: its slot; NEURON, LAYER: the index of its descriptor */
     uint32_t a, b;   /* NODE: its operands' slots: b is 0 for a unary op, and the
-                      * slot of the op constant for powk; NEURON, LAYER: a is the
-                      * step's cost in node-steps (for chunking, at most UINT32_MAX) */
+                      * slot of the op constant for powk; NEURON, LAYER, BATCH: a is
+                      * the step's cost in node-steps (for chunking, at most
+                      * UINT32_MAX); BATCH: its members are layers out .. out + b - 1 */
 } pg__step;
 
 /* One term a*b of a neuron: its operands' slots, in operand order. */
@@ -88,6 +94,7 @@ typedef struct pg__layer {
     uint8_t xkind;
     uint8_t wfirst, bfirst, xownfirst; /* first-contribution bits, the same for every neuron */
     uint8_t defer;        /* x are leaves nothing else uses: their grads can wait (tape_replay.c) */
+    uint8_t xallfirst;    /* a batch member (tape_batch.c): every x[k] has its first-contribution bit */
     uint8_t own_w;        /* no other layer has these weights, and no other step adds to
                            * their grads or their biases': an SGD step can be taken in the
                            * backward (tape_replay.c, "Steps in the backward") */
@@ -157,6 +164,7 @@ struct pg_tape {
     double *val[2], *grad;
     double *scratch;      /* 3 * widest: a layer's inputs, their grads, its neurons' grads */
     uint32_t widest;      /* the most inputs or neurons of a layer */
+    double *bscratch;     /* the batch steps' scratch (tape_batch.c), or NULL */
 
     /* the replay's state (tape_replay.c) */
     int f;                /* the buffer of the last forward */
@@ -168,9 +176,21 @@ struct pg_tape {
     pg__session s;
 };
 
+/* The slot of neuron j's b: after its weights, or listed apart. */
+static inline uint32_t pg__layer_b(const pg_tape *t, const pg__layer *L, uint32_t j) {
+    return L->wstride > L->n ? L->w + j * L->wstride + L->n : t->index[L->b + j];
+}
+
+/* The slot of input k of a layer whose neurons share their inputs. */
+static inline uint32_t pg__layer_xslot(const pg_tape *t, const pg__layer *L, uint32_t k) {
+    return L->xkind == PG__X_GATHER ? t->index[L->x + k] : L->x + k;
+}
+
 /* tape_compile.c */
 void pg__tape_free_program(pg_tape *t);
 void pg__job_free(struct pg__job *j);
+/* tape_batch.c: the program reordered into batch steps where it can be. */
+int pg__tape_batch(pg_tape *t);
 /* tape_replay.c: the replay's buffers, once the program is compiled. */
 int pg__tape_alloc(pg_tape *t, size_t scratch);
 void pg__session_free(pg__session *s);

@@ -142,7 +142,8 @@ void pg__job_free(pg__job *j) {
 
 void pg__tape_free_program(pg_tape *t) {
     free(t->steps), free(t->neurons), free(t->terms), free(t->layers), free(t->index);
-    free(t->bytes), free(t->inner), free(t->leaves), free(t->node), free(t->mem);
+    free(t->bytes), free(t->inner), free(t->leaves), free(t->node), free(t->mem), free(t->bscratch);
+    t->bscratch = NULL;
     t->steps = NULL, t->neurons = NULL, t->terms = NULL, t->layers = NULL, t->index = NULL;
     t->bytes = NULL, t->inner = NULL, t->leaves = NULL, t->node = NULL, t->mem = NULL;
 }
@@ -784,7 +785,7 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     t->cost = (int64_t)j->sort.n;
     t->n = (int64_t)j->sort.n;
     t->root = j->sort.order[j->sort.n - 1];
-    return PG_OK;
+    return pg__tape_batch(t);
 }
 
 /* Run the job about budget node-visits further. */

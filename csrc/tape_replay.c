@@ -146,15 +146,11 @@ static inline const double *pg__layer_x(const pg_tape *t, const pg__layer *L, co
     return t->scratch;
 }
 
-/* The slot of neuron j's b: after its weights, or listed apart. */
-static inline uint32_t pg__layer_b(const pg_tape *t, const pg__layer *L, uint32_t j) {
-    return L->wstride > L->n ? L->w + j * L->wstride + L->n : t->index[L->b + j];
-}
 
 /* ---- layer kernels -------------------------------------------------------------
  * tape_layers.h, compiled once as plain C and, on x86 with GCC or clang,
- * once more for AVX2 (four doubles a vector instead of two); the tape
- * calls whichever the CPU runs (pg__kernels). Each lane of a vector does
+ * once more for AVX2 (four doubles a vector instead of two) and once for
+ * AVX-512 (eight); the tape calls the widest the CPU runs (pg__kernels). Each lane of a vector does
  * what the plain code does to one number (no fused multiply-add: the
  * library is built with -ffp-contract=off), so both give the same bits. */
 typedef struct pg__step_into {
@@ -162,31 +158,98 @@ typedef struct pg__step_into {
     const pg_optim_config *cfg;
 } pg__step_into;
 
+/* Eight doubles side by side, the batch kernels' vectors: two of GCC's and
+ * clang's vectors of four (an AVX2 register each, or two SSE2 ones), else
+ * an array. Lane by lane, + and * are IEEE's, as on one double.
+ * aligned(8): loads and stores at any double. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef double pg__v4 __attribute__((vector_size(32), aligned(8)));
+typedef struct pg__v8 {
+    pg__v4 lo, hi;
+} pg__v8;
+#define PG__LOAD(p) ((pg__v8){*(const pg__v4 *)(p), *(const pg__v4 *)((p) + 4)})
+#define PG__STORE(p, x) (*(pg__v4 *)(p) = (x).lo, *(pg__v4 *)((p) + 4) = (x).hi)
+#define PG__SPLAT(x) __extension__({ double s_ = (x); (pg__v8){{s_, s_, s_, s_}, {s_, s_, s_, s_}}; })
+#define PG__ADD(a, b) __extension__({ pg__v8 a_ = (a), b_ = (b); (pg__v8){a_.lo + b_.lo, a_.hi + b_.hi}; })
+#define PG__MUL(a, b) __extension__({ pg__v8 a_ = (a), b_ = (b); (pg__v8){a_.lo * b_.lo, a_.hi * b_.hi}; })
+#else
+typedef struct pg__v8 {
+    double d[8];
+} pg__v8;
+static inline pg__v8 pg__load8(const double *p) {
+    pg__v8 r;
+    memcpy(r.d, p, sizeof r.d);
+    return r;
+}
+static inline pg__v8 pg__splat8(double x) {
+    pg__v8 r;
+    for (int l = 0; l < 8; l++) r.d[l] = x;
+    return r;
+}
+static inline pg__v8 pg__add8(pg__v8 a, pg__v8 b) {
+    for (int l = 0; l < 8; l++) a.d[l] = a.d[l] + b.d[l];
+    return a;
+}
+static inline pg__v8 pg__mul8(pg__v8 a, pg__v8 b) {
+    for (int l = 0; l < 8; l++) a.d[l] = a.d[l] * b.d[l];
+    return a;
+}
+#define PG__LOAD(p) pg__load8(p)
+#define PG__STORE(p, x) memcpy((p), (x).d, sizeof(pg__v8))
+#define PG__SPLAT(x) pg__splat8(x)
+#define PG__ADD(a, b) pg__add8((a), (b))
+#define PG__MUL(a, b) pg__mul8((a), (b))
+#endif
+
 #define PG__ISA(name) name##_plain
 #include "tape_layers.h"
 #undef PG__ISA
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define PG__HAVE_AVX2 1
+/* The functions between PG__TARGET(isa) and PG__TARGET_END are compiled for isa. */
+#define PG__PRAGMA(x) _Pragma(#x)
 #ifdef __clang__
-#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#define PG__TARGET(isa) PG__PRAGMA(clang attribute push(__attribute__((target(isa))), apply_to = function))
+#define PG__TARGET_END PG__PRAGMA(clang attribute pop)
 #else
-#pragma GCC push_options
-#pragma GCC target("avx2")
+#define PG__TARGET(isa) PG__PRAGMA(GCC push_options) PG__PRAGMA(GCC target(isa))
+#define PG__TARGET_END PG__PRAGMA(GCC pop_options)
 #endif
+#define PG__HAVE_AVX2 1
+PG__TARGET("avx2")
 #define PG__ISA(name) name##_avx2
 #include "tape_layers.h"
 #undef PG__ISA
-#ifdef __clang__
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
+PG__TARGET_END
+/* Once more for AVX-512, eight doubles one register. */
+#define PG__HAVE_AVX512 1
+typedef double pg__v8w __attribute__((vector_size(64), aligned(8)));
+#define pg__v8 pg__v8w
+#undef PG__LOAD
+#undef PG__STORE
+#undef PG__SPLAT
+#undef PG__ADD
+#undef PG__MUL
+#define PG__LOAD(p) (*(const pg__v8w *)(p))
+#define PG__STORE(p, x) (*(pg__v8w *)(p) = (x))
+#define PG__SPLAT(x) __extension__({ double s_ = (x); (pg__v8w){s_, s_, s_, s_, s_, s_, s_, s_}; })
+#define PG__ADD(a, b) ((a) + (b))
+#define PG__MUL(a, b) ((a) * (b))
+PG__TARGET("avx512f")
+#define PG__ISA(name) name##_avx512
+#include "tape_layers.h"
+#undef PG__ISA
+PG__TARGET_END
+#undef pg__v8
 #endif
 
 typedef struct pg__layer_kernels {
     int (*forward)(const pg_tape *t, const pg__layer *L, int act, double *v, uint32_t *failed);
     void (*backward)(const pg_tape *t, const pg__layer *L, int act, const double *v, double *g, int defer,
                      int grads_only, const pg__step_into *step);
+    int (*batch_forward)(const pg_tape *t, uint32_t first, uint32_t B, int act, double *v, uint32_t *member,
+                         uint32_t *bad);
+    void (*batch_backward)(const pg_tape *t, uint32_t first, uint32_t B, int act, const double *v, double *g,
+                           const uint8_t *how);
 } pg__layer_kernels;
 
 /* Test hook: 0 for the plain kernels, 1 for the best the CPU runs. */
@@ -198,17 +261,24 @@ void pg_debug_tape_simd(int on) {
     pg__unlock();
 }
 
-static const pg__layer_kernels pg__plain = {pg__layer_forward_plain, pg__layer_backward_plain};
+static const pg__layer_kernels pg__plain = {pg__layer_forward_plain, pg__layer_backward_plain,
+                                            pg__batch_forward_plain, pg__batch_backward_plain};
 
 /* The kernels for layers of at least PG__WIDE terms (smaller ones run the
  * plain kernels faster: a vector loop over three or four terms costs more
- * than it saves). */
+ * than it saves), and for every batch (its lanes are samples). */
 #define PG__WIDE 16
 static const pg__layer_kernels *pg__wide_kernels(void) {
 #ifdef PG__HAVE_AVX2
-    static const pg__layer_kernels avx2 = {pg__layer_forward_avx2, pg__layer_backward_avx2};
+    static const pg__layer_kernels avx2 = {pg__layer_forward_avx2, pg__layer_backward_avx2,
+                                           pg__batch_forward_avx2, pg__batch_backward_avx2};
     static int has_avx2 = -1; /* (set under the arena lock) */
     if (has_avx2 < 0) has_avx2 = __builtin_cpu_supports("avx2") != 0;
+    static const pg__layer_kernels avx512 = {pg__layer_forward_avx512, pg__layer_backward_avx512,
+                                             pg__batch_forward_avx512, pg__batch_backward_avx512};
+    static int has_avx512 = -1;
+    if (has_avx512 < 0) has_avx512 = __builtin_cpu_supports("avx512f") != 0;
+    if (has_avx512 && pg__use_simd) return &avx512;
     if (has_avx2 && pg__use_simd) return &avx2;
 #endif
     return &pg__plain;
@@ -233,10 +303,16 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
     for (; i < t->nsteps && budget > 0; i++) {
         const pg__step *s = &t->steps[i];
         int status;
-        uint32_t bad = 0;
+        uint32_t bad = 0, member = 0;
         switch (s->kind) {
         case PG__STEP_NODE: status = pg__node_forward(s, v); break;
         case PG__STEP_NEURON: status = pg__neuron_forward(t, &t->neurons[s->out], s->op, v); break;
+        case PG__STEP_BATCH: {
+            uint32_t m = 0;
+            status = wide->batch_forward(t, s->out, s->b, s->op, v, &m, &bad);
+            if (status != PG_OK) member = s->out + m;
+            break;
+        }
         default: {
             const pg__layer *L = &t->layers[s->out];
             status = pg__kernels_for(L, wide)->forward(t, L, s->op, v, &bad);
@@ -247,6 +323,7 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
             uint32_t out = s->out, a = s->a;
             if (s->kind == PG__STEP_NEURON) out = t->neurons[s->out].out, a = t->neurons[s->out].sum;
             if (s->kind == PG__STEP_LAYER) out = t->layers[s->out].out + bad, a = t->layers[s->out].sum + bad;
+            if (s->kind == PG__STEP_BATCH) out = t->layers[member].out + bad, a = t->layers[member].sum + bad;
             if (failed)
                 *failed = (pg_failure){pg__handle(t->node[out]), v[a],
                                        s->kind == PG__STEP_NODE && s->binary ? v[s->b] : 0.0};
@@ -270,6 +347,7 @@ static void pg__backward_pass(const pg_tape *t, const double *v, int64_t from, i
         switch (s->kind) {
         case PG__STEP_NODE: pg__node_backward(s, v, g); break;
         case PG__STEP_NEURON: pg__neuron_backward(t, &t->neurons[s->out], s->op, v, g); break;
+        case PG__STEP_BATCH: wide->batch_backward(t, s->out, s->b, s->op, v, g, how); break;
         default: {
             const pg__layer *L = &t->layers[s->out];
             pg__kernels_for(L, wide)->backward(t, L, s->op, v, g, how[s->out] & PG__DEFER_X, 0,
@@ -303,6 +381,24 @@ static inline void pg__put_inner(const pg__inner *in, uint32_t k, double *acc, d
     if (k + 1 == in->n) return;
     if (in->data) s->data = *acc;
     if (in->grad) s->grad = in->gg;
+}
+
+/* Write layer L's numbers into its nodes: outputs, sums, inner nodes. */
+static void pg__put_layer(const pg_tape *t, const pg__layer *L, const double *v, const double *g, int data,
+                          int grad) {
+    pg_node *nodes = pg__A.nodes;
+    size_t xs;
+    const double *x = pg__layer_x(t, L, v, &xs);
+    for (uint32_t j = 0; j < L->nneurons; j++) {
+        pg_node *o = &nodes[t->node[L->out + j]], *sn = &nodes[t->node[L->sum + j]];
+        if (data) o->data = v[L->out + j], sn->data = v[L->sum + j];
+        if (grad) o->grad = g[L->out + j], sn->grad = g[L->sum + j];
+        pg__inner in = {nodes, t->inner + L->inner + 2 * (size_t)j * L->n, L->n, data, grad,
+                        0.0 + g[L->sum + j]};
+        const double *w = v + L->w + j * L->wstride, *xj = x + j * xs;
+        double acc = v[pg__layer_b(t, L, j)];
+        for (uint32_t k = 0; k < L->n; k++) pg__put_inner(&in, k, &acc, w[k] * xj[k]);
+    }
 }
 
 /* Write the tape's new numbers into its graph's nodes (what: the flags to
@@ -352,18 +448,8 @@ static void pg__write_back(pg_tape *t, unsigned what) {
             double acc = v[N->b];
             for (uint32_t k = 0; k < N->n; k++) pg__put_inner(&in, k, &acc, v[term[k].a] * v[term[k].b]);
         } else {
-            const pg__layer *L = &t->layers[s->out];
-            size_t xs;
-            const double *x = pg__layer_x(t, L, v, &xs);
-            for (uint32_t j = 0; j < L->nneurons; j++) {
-                PG__PUT(L->out + j);
-                if (L->sum != L->out) PG__PUT(L->sum + j);
-                pg__inner in = {nodes, t->inner + L->inner + 2 * (size_t)j * L->n, L->n, data, grad,
-                                0.0 + g[L->sum + j]};
-                const double *w = v + L->w + j * L->wstride, *xj = x + j * xs;
-                double acc = v[pg__layer_b(t, L, j)];
-                for (uint32_t k = 0; k < L->n; k++) pg__put_inner(&in, k, &acc, w[k] * xj[k]);
-            }
+            for (uint32_t m = 0; m < (s->kind == PG__STEP_BATCH ? s->b : 1); m++)
+                pg__put_layer(t, &t->layers[s->out + m], v, g, data, grad);
         }
     }
 #undef PG__PUT
@@ -669,7 +755,7 @@ static void pg__restore_inputs(const pg_tape *t, double *v, int failed) {
 int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs,
                         const pg_feed *feeds, int64_t nfeeds, int64_t nrows, int64_t start,
                         int64_t iters, int64_t budget, double *losses, int64_t nlosses,
-                        int64_t *done, pg_failure *failed) {
+                        const double *lrs, int64_t nlrs, int64_t *done, pg_failure *failed) {
     int64_t cols = 0;
     for (int64_t f = 0; feeds && f < nfeeds; f++) {
         if (feeds[f].cols < 0 || !feeds[f].data || feeds[f].stride < feeds[f].cols) return PG_EBADOP;
@@ -678,7 +764,16 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
     if (!t || !done || iters < 0 || start < 0 || (iters > 0 && !losses) || ninputs < 0 || nfeeds < 0 ||
         (ninputs > 0 && (!inputs || !feeds || nrows < 1 || cols != ninputs)))
         return PG_EBADOP;
-    if (nlosses < iters) return PG_ESIZE;
+    if (nlosses < iters || (lrs && nlrs < iters)) return PG_ESIZE;
+    if (lrs && !o) return PG_EBADOP;
+    for (int64_t i = 0; lrs && i < iters; i++) { /* each by the optimizer's own rule */
+        pg_optim_config c = o->cfg;
+        c.lr = lrs[i];
+        if (pg_optim_check(&c) != PG_OPTIM_VALID) {
+            if (failed) *failed = (pg_failure){0, lrs[i], (double)i};
+            return PG_EBADOP;
+        }
+    }
     for (int64_t f = 0; ninputs > 0 && f < nfeeds; f++) { /* the last row's end within n */
         const pg_feed *d = &feeds[f];
         if (d->n < d->cols || (d->stride > 0 && nrows - 1 > (d->n - d->cols) / d->stride)) return PG_ESIZE;
@@ -702,6 +797,7 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
         t->f = cur;
         t->flags |= PG__HAVE_FWD | PG__DATA_NEW;
         losses[i] = v[t->root_slot];
+        if (lrs) o->cfg.lr = lrs[i]; /* this iteration's step: its learning rate */
         /* plain SGD over own_w layers: stepped in the backward */
         int stepping = o && s->fusable && o->cfg.momentum == 0.0;
         pg__step_into step = {t->val[cur ^ 1], o ? &o->cfg : NULL};
@@ -738,7 +834,7 @@ int pg_tape_train(pg_tape *t, pg_optim *o, int64_t iters, const pg_id *inputs, i
     int64_t n = 0;
     pg_feed feed = {data, ndata, ninputs, ninputs};
     int status = pg_tape_train_chunk(t, o, inputs, ninputs, data ? &feed : NULL, data ? 1 : 0, nrows, 0,
-                                     iters, 0, losses, nlosses, &n, failed);
+                                     iters, 0, losses, nlosses, NULL, 0, &n, failed);
     if (done) *done = n;
     return status;
 }

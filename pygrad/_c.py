@@ -257,6 +257,11 @@ optim_steps = lib.pg_optim_steps
 optim_size = lib.pg_optim_size
 
 
+def optim_rule(field: str) -> str:
+    """The rule a setting must follow ("a finite number >= 0"), as csrc/optim.c says it."""
+    return _text(lib.pg_optim_rule(getattr(lib, f"PG_OPTIM_{field.upper()}")))
+
+
 def optim_check(cfg: Any) -> tuple[str, str] | None:
     """None if cfg is a valid config, else (the config field that is not,
     its rule): the rules are written once, in csrc/optim.c."""
@@ -307,6 +312,7 @@ def tape_compile(tape: Any, budget: int) -> tuple[int, int]:
 tape_size = lib.pg_tape_size
 tape_neurons = lib.pg_tape_neurons
 tape_layers = lib.pg_tape_layers
+tape_batches = lib.pg_tape_batches
 
 
 def failure() -> Any:
@@ -347,15 +353,18 @@ class Feeds:
 
 def tape_train_chunk(tape: Any, opt: Any, inputs: Handles | None, feeds: Feeds | None, rows: int,
                      start: int, iters: int, budget: int, losses: Any, done: Any,
-                     failed: Any) -> int:
+                     failed: Any, lrs: Any = None) -> int:
     """pg_tape_train_chunk: iterations start.. of up to iters, losses into
-    losses[0..] (a float64 array from iteration start on), done[0] counting."""
+    losses[0..] (a float64 array from iteration start on), done[0] counting;
+    lrs: None, or their learning rates (a float64 array from iteration start on)."""
     if inputs is None or feeds is None:
         ins, nin, fc, nf = ffi.NULL, 0, ffi.NULL, 0
     else:
         ins, nin, fc, nf = inputs.array, inputs.n, feeds.c, feeds.n
     return lib.pg_tape_train_chunk(tape, ffi.NULL if opt is None else opt, ins, nin, fc, nf, rows, start,
-                                   iters, budget, ffi.from_buffer("double[]", losses), len(losses), done, failed)
+                                   iters, budget, ffi.from_buffer("double[]", losses), len(losses),
+                                   ffi.NULL if lrs is None else ffi.from_buffer("double[]", lrs),
+                                   0 if lrs is None else len(lrs), done, failed)
 
 
 # ---- test hooks ---------------------------------------------------------------
@@ -366,3 +375,4 @@ debug_tape_fusion = lib.pg_debug_tape_fusion
 debug_tape_layers = lib.pg_debug_tape_layers
 debug_tape_refuse = lib.pg_debug_tape_refuse
 debug_tape_simd = lib.pg_debug_tape_simd
+debug_tape_batches = lib.pg_debug_tape_batches

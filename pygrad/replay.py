@@ -55,7 +55,7 @@ else:  # (imported at its first use: `import pygrad` loads no numpy)
 
 from . import _c, _signals
 from .arrays import float_array, handles
-from .engine import Value, python_op, type_name
+from .engine import Value, python_op, real, type_name
 from .optim import Optimizer
 
 if TYPE_CHECKING:
@@ -145,7 +145,8 @@ class Tape:
     @_signals.interruptible  # (its loop calls C in chunks: Ctrl-C lands between them)
     def train(self, iters: int, optimizer: Optimizer | None = None,
               inputs: Iterable[Value] | None = None, data: Data | None = None,
-              progress: Callable[[int, int, float], Any] | None = None) -> npt.NDArray[np.float64]:
+              progress: Callable[[int, int, float], Any] | None = None,
+              lr: Sequence[float] | Callable[[int], float] | None = None) -> npt.NDArray[np.float64]:
         """Run iters iterations of: load the next row of data into the input
         leaves, forward, record the root's data, backward, optimizer.step().
         Returns the recorded losses as a numpy array.
@@ -160,6 +161,13 @@ class Tape:
         tutorials' loop. progress(done, iters, last_loss), if given, is
         called between chunks of about 10 ms and at the end.
 
+        lr: a learning-rate schedule for the optimizer, as a loop that sets
+        optimizer.lr before each step would have it: iters numbers (a
+        sequence or array), or a function of the iteration (0 .. iters - 1)
+        called for each before training starts. Each must be a valid lr for
+        the optimizer (else ValueError, and nothing runs). Afterwards
+        optimizer.lr is the last completed iteration's.
+
         On a math error, or an exception from progress, or Ctrl-C, training
         stops with everything as the last completed iteration left it (the
         parameters, the graph's data, the inputs), and the exception carries
@@ -173,6 +181,7 @@ class Tape:
         if progress is not None and not callable(progress):
             raise TypeError(f"progress must be callable, not {type_name(progress)!r}")
         opt = None if optimizer is None else optimizer._c
+        lrs = None if lr is None else _schedule(lr, iters, optimizer)
         ins = feeds = None
         rows = 0
         if inputs is None:
@@ -186,7 +195,7 @@ class Tape:
         losses = np.empty(iters, dtype=np.float64)
         done, failed = _c.counter(), self._failed
         failed.node = 0
-        if progress is None and iters <= 1:  # one short call (a step of a Python loop)
+        if progress is None and iters <= 1 and lrs is None:  # one short call (a step of a Python loop)
             status = _c.tape_train_chunk(self._c, opt, ins, feeds, rows, 0, iters, 0, losses, done, failed)
             if status:
                 raise _replay_error(status, failed, losses[:done[0]], ins)
@@ -196,7 +205,10 @@ class Tape:
             while done[0] < iters:
                 n = done[0]
                 status = _c.tape_train_chunk(self._c, opt, ins, feeds, rows, n, iters - n, chunks.budget,
-                                             losses[n:], done, failed)
+                                             losses[n:], done, failed, None if lrs is None else lrs[n:])
+                if status == _c.EBADOP and lrs is not None and not failed.node:  # (checked before a step)
+                    raise ValueError(f"Tape.train: lr[{n + int(failed.b)}] = {failed.a!r}: lr must be "
+                                     f"{_c.optim_rule('lr')}")
                 if status:
                     raise _replay_error(status, failed, losses[:done[0]], ins)
                 if progress is not None:
@@ -209,12 +221,32 @@ class Tape:
                 except AttributeError:  # an exception that takes no attributes
                     pass
             raise
+        finally:
+            if lrs is not None and done[0]:  # (C stepped with it; the settings say so too)
+                optimizer.lr = float(lrs[done[0] - 1])  # type: ignore[union-attr]
         if progress is not None and iters == 0:
             progress(0, 0, float("nan"))
         return losses
 
     def __repr__(self) -> str:
         return f"Tape({len(self)} nodes, root={self.root!r})"
+
+
+def _schedule(lr: Any, iters: int, optimizer: Optimizer | None) -> np.ndarray:
+    """Tape.train's lr= as a float64 array of iters learning rates, each
+    (checked by the C library before it trains, by the optimizer's rule)."""
+    if optimizer is None:
+        raise ValueError("lr (a learning-rate schedule) needs an optimizer to step")
+    if callable(lr):
+        values = [lr(k) for k in range(iters)]
+    elif isinstance(lr, (str, bytes)) or not isinstance(lr, Iterable):
+        raise TypeError(f"lr must be a sequence of {iters} learning rates or a function of the "
+                        f"iteration, not {type_name(lr)!r}")
+    else:
+        values = list(lr)
+    if len(values) != iters:
+        raise ValueError(f"lr must give one learning rate per iteration: {iters}, not {len(values)}")
+    return np.array([real(x, "a learning rate") for x in values], dtype=np.float64)
 
 
 def _feed_arrays(data: Any, ninputs: int) -> list[np.ndarray]:
