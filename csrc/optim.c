@@ -100,6 +100,23 @@ void pg_optim_free(pg_optim *o) {
     free(o->slot), free(o->m), free(o->v), free(o);
 }
 
+int64_t pg__valid_lrs(const pg_optim *o, const double *lrs, int64_t n) {
+    pg_optim_config c = o->cfg;
+    for (int64_t i = 0; i < n; i++) {
+        c.lr = lrs[i];
+        if (!pg__config_ok(&c)) return i;
+    }
+    return n;
+}
+
+int64_t pg_optim_check_lrs(const pg_optim *o, const double *lrs, int64_t n) {
+    if (!o || n < 0 || (n > 0 && !lrs)) return PG_EBADOP;
+    pg__lock();
+    int64_t valid = pg__valid_lrs(o, lrs, n);
+    pg__unlock();
+    return valid;
+}
+
 int pg_optim_configure(pg_optim *o, const pg_optim_config *cfg) {
     if (!o || !pg__config_ok(cfg) || cfg->kind != o->cfg.kind) return PG_EBADOP;
     pg__lock();

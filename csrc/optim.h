@@ -29,6 +29,10 @@ typedef struct pg__params {
     const uint32_t *outside;
 } pg__params;
 
+/* How many of lrs[0 .. n) are valid learning rates for o's config, from the
+ * first on (n: all of them; pg_optim_check's rule). */
+int64_t pg__valid_lrs(const pg_optim *o, const double *lrs, int64_t n);
+
 /* One step over every parameter: the arena's nodes o->slot[i] where p is
  * NULL, else where p says. */
 void pg__optim_update(pg_optim *o, const pg__params *p);

@@ -201,6 +201,9 @@ int pg_optim_check(const pg_optim_config *cfg);
  * number >= 0"), for messages; "" for PG_OPTIM_VALID or an unknown code. */
 const char *pg_optim_setting_name(int setting);
 const char *pg_optim_rule(int setting);
+/* A learning-rate schedule for o (pg_tape_train_chunk's lrs): how many of
+ * lrs[0 .. n) are valid as o's lr, from the first on; n if all are. */
+int64_t pg_optim_check_lrs(const pg_optim *o, const double *lrs, int64_t n);
 /* An optimizer over n parameter nodes (it holds a reference to each), or
  * NULL with *status set. */
 pg_optim *pg_optim_new(const pg_optim_config *cfg, const pg_id *params, int64_t n, int *status);
@@ -321,9 +324,9 @@ typedef struct pg_feed {
  * (nlosses >= iters, else PG_ESIZE); *done grows by one per iteration
  * completed. lrs, if not NULL, is a learning-rate schedule: iteration
  * start + i steps o with learning rate lrs[i] (nlrs >= iters, else
- * PG_ESIZE), which stays o's; each must pass pg_optim_check as o's lr, else
- * PG_EBADOP before anything runs, with failed->a the first bad one and
- * failed->b its index i. */
+ * PG_ESIZE), which stays o's. The iterations a call runs must have valid
+ * ones (pg_optim_check_lrs), else PG_EBADOP before any of them runs, with
+ * failed->a the first bad one and failed->b its index i. */
 int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ninputs,
                         const pg_feed *feeds, int64_t nfeeds, int64_t nrows, int64_t start,
                         int64_t iters, int64_t budget, double *losses, int64_t nlosses,

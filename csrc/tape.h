@@ -146,6 +146,9 @@ struct pg_tape {
     /* the program */
     int64_t nsteps;
     pg__step *steps;
+    pg__step *plain;      /* with batch steps: the program before (tape_batch.c), its layer
+                           * steps renumbered; a failed forward is reported in its order */
+    int64_t nplain;
     pg__neuron *neurons;
     pg__term *terms;
     pg__layer *layers;

@@ -23,7 +23,9 @@
  * must keep the order of every node's parents: the batcher checks that, for
  * every slot, and keeps the old program if any moves. Inside a batch every
  * weight's contributions go members last to first, as they went in the old
- * order, and no member's input may be a weight of the batch.
+ * order, and no member's input may be a weight of the batch. The program
+ * before is kept (t->plain): a forward that fails is run again in it, so
+ * that the failure reported is the one the old order meets first.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -187,10 +189,11 @@ int pg__tape_batch(pg_tape *t) {
     b.last = pg__realloc(NULL, nslots * sizeof(uint64_t));
     pg__step *steps = pg__realloc(NULL, ns * sizeof(pg__step));
     pg__layer *layers = pg__realloc(NULL, (size_t)t->nlayers * sizeof(pg__layer));
+    uint32_t *renumber = pg__realloc(NULL, (size_t)t->nlayers * sizeof(uint32_t)); /* old layer -> new */
     if (!keys || !in_w || !b.made || !b.depth || !b.when || !b.group || !b.newpos || !b.rank || !b.last ||
-        !steps || !layers) {
+        !steps || !layers || !renumber) {
         pg__batcher_free(&b, keys, in_w);
-        free(steps), free(layers);
+        free(steps), free(layers), free(renumber);
         return PG_ENOMEM;
     }
     int status = PG_OK, changed = 0;
@@ -269,7 +272,10 @@ int pg__tape_batch(pg_tape *t) {
         const pg__step *s = &t->steps[i];
         if (grp == PG__NO) {
             steps[nsteps] = *s;
-            if (s->kind == PG__STEP_LAYER) steps[nsteps].out = (uint32_t)nlayers, layers[nlayers++] = t->layers[s->out];
+            if (s->kind == PG__STEP_LAYER) {
+                renumber[s->out] = steps[nsteps].out = (uint32_t)nlayers;
+                layers[nlayers++] = t->layers[s->out];
+            }
             b.newpos[i] = (uint32_t)nsteps++;
             continue;
         }
@@ -281,6 +287,7 @@ int pg__tape_batch(pg_tape *t) {
             uint32_t mi = keys[q].i;
             if (b.group[mi] != grp) continue;
             b.newpos[mi] = (uint32_t)nsteps, b.rank[mi] = count++;
+            renumber[t->steps[mi].out] = (uint32_t)nlayers;
             pg__layer *L = &layers[nlayers++];
             *L = t->layers[t->steps[mi].out];
             L->xallfirst = 1;
@@ -297,6 +304,16 @@ int pg__tape_batch(pg_tape *t) {
         pg__reads(t, &t->steps[i], pg__keeps, &b);
     }
     if (b.bad) goto done;
+    t->plain = pg__realloc(NULL, ns * sizeof *steps); /* the old program, for failures */
+    if (!t->plain) {
+        status = PG_ENOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < ns; i++) {
+        t->plain[i] = t->steps[i];
+        if (t->plain[i].kind == PG__STEP_LAYER) t->plain[i].out = renumber[t->plain[i].out];
+    }
+    t->nplain = (int64_t)ns;
     memcpy(t->steps, steps, nsteps * sizeof *steps);
     memcpy(t->layers, layers, nlayers * sizeof *layers);
     t->nsteps = (int64_t)nsteps;
@@ -313,10 +330,9 @@ done:
         }
         t->bscratch = pg__realloc(NULL, widest * sizeof(double));
         if (!t->bscratch) status = PG_ENOMEM; /* (the program stays batched: the caller frees the tape) */
-        for (int64_t l = 0; l < t->nlayers; l++) t->s.how[l] = t->layers[l].defer;
     }
     pg__batcher_free(&b, keys, in_w);
-    free(steps), free(layers);
+    free(steps), free(layers), free(renumber);
     return status;
 }
 

@@ -143,7 +143,8 @@ void pg__job_free(pg__job *j) {
 void pg__tape_free_program(pg_tape *t) {
     free(t->steps), free(t->neurons), free(t->terms), free(t->layers), free(t->index);
     free(t->bytes), free(t->inner), free(t->leaves), free(t->node), free(t->mem), free(t->bscratch);
-    t->bscratch = NULL;
+    free(t->plain);
+    t->bscratch = NULL, t->plain = NULL;
     t->steps = NULL, t->neurons = NULL, t->terms = NULL, t->layers = NULL, t->index = NULL;
     t->bytes = NULL, t->inner = NULL, t->leaves = NULL, t->node = NULL, t->mem = NULL;
 }
@@ -780,12 +781,14 @@ static int pg__finish(pg_tape *t, pg__job *j) {
             block[L->w] = (uint32_t)l + 1;
         }
     }
+    status = pg__tape_batch(t); /* (it reorders the layers) */
+    if (status != PG_OK) return status;
     for (int64_t l = 0; l < t->nlayers; l++) t->s.how[l] = t->layers[l].defer; /* the session of none */
     t->nneurons = (int64_t)j->nfound;
     t->cost = (int64_t)j->sort.n;
     t->n = (int64_t)j->sort.n;
     t->root = j->sort.order[j->sort.n - 1];
-    return pg__tape_batch(t);
+    return PG_OK;
 }
 
 /* Run the job about budget node-visits further. */

@@ -293,15 +293,15 @@ static inline const pg__layer_kernels *pg__kernels_for(const pg__layer *L, const
 /* Node-steps a step costs, for chunking. */
 static inline int64_t pg__step_cost(const pg__step *s) { return s->kind == PG__STEP_NODE ? 1 : s->a; }
 
-/* Forward over steps [from, nsteps) in buffer v until budget is spent:
+/* Forward over steps[from .. nsteps) in buffer v until budget is spent:
  * returns PG_OK with *stop the step to go on from (nsteps when done), or a
  * math error with *failed filled in. */
-static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t budget, int64_t *stop,
-                            pg_failure *failed) {
+static int pg__forward_steps(const pg_tape *t, const pg__step *steps, int64_t nsteps, double *v, int64_t from,
+                             int64_t budget, int64_t *stop, pg_failure *failed) {
     const pg__layer_kernels *wide = pg__wide_kernels();
     int64_t i = from;
-    for (; i < t->nsteps && budget > 0; i++) {
-        const pg__step *s = &t->steps[i];
+    for (; i < nsteps && budget > 0; i++) {
+        const pg__step *s = &steps[i];
         int status;
         uint32_t bad = 0, member = 0;
         switch (s->kind) {
@@ -332,6 +332,20 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
     }
     *stop = i;
     return PG_OK;
+}
+
+/* The forward of the program. When a batched one fails, the failure
+ * reported is the one the program before batching meets first (its
+ * order, tape_batch.c), found by running that one over the same buffer. */
+static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t budget, int64_t *stop,
+                            pg_failure *failed) {
+    int status = pg__forward_steps(t, t->steps, t->nsteps, v, from, budget, stop, failed);
+    if (status != PG_OK && t->plain) {
+        int64_t end;
+        int first = pg__forward_steps(t, t->plain, t->nplain, v, 0, INT64_MAX, &end, failed);
+        if (first != PG_OK) status = first; /* (it fails: the same numbers) */
+    }
+    return status;
 }
 
 /* Backward in buffer v: the root's grad 1, then steps (nsteps - from) down
@@ -766,14 +780,6 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
         return PG_EBADOP;
     if (nlosses < iters || (lrs && nlrs < iters)) return PG_ESIZE;
     if (lrs && !o) return PG_EBADOP;
-    for (int64_t i = 0; lrs && i < iters; i++) { /* each by the optimizer's own rule */
-        pg_optim_config c = o->cfg;
-        c.lr = lrs[i];
-        if (pg_optim_check(&c) != PG_OPTIM_VALID) {
-            if (failed) *failed = (pg_failure){0, lrs[i], (double)i};
-            return PG_EBADOP;
-        }
-    }
     for (int64_t f = 0; ninputs > 0 && f < nfeeds; f++) { /* the last row's end within n */
         const pg_feed *d = &feeds[f];
         if (d->n < d->cols || (d->stride > 0 && nrows - 1 > (d->n - d->cols) / d->stride)) return PG_ESIZE;
@@ -783,6 +789,11 @@ int pg_tape_train_chunk(pg_tape *t, pg_optim *o, const pg_id *inputs, int64_t ni
     int64_t count = iters;
     if (budget > 0 && budget / (t->cost ? t->cost : 1) < count) count = budget / (t->cost ? t->cost : 1);
     if (count < 1 && iters > 0) count = 1;
+    int64_t valid = lrs && status == PG_OK ? pg__valid_lrs(o, lrs, count) : count; /* (only those it runs) */
+    if (valid < count) {
+        if (failed) *failed = (pg_failure){0, lrs[valid], (double)valid};
+        status = PG_EBADOP;
+    }
     pg__session *s = &t->s;
     for (int64_t i = 0; i < count && status == PG_OK; i++) {
         int cur = t->f ^ 1;

@@ -262,6 +262,11 @@ def optim_rule(field: str) -> str:
     return _text(lib.pg_optim_rule(getattr(lib, f"PG_OPTIM_{field.upper()}")))
 
 
+def optim_check_lrs(opt: Any, lrs: Any) -> int:
+    """How many of lrs (a float64 array) are valid learning rates for opt, from the first on."""
+    return lib.pg_optim_check_lrs(opt, ffi.from_buffer("double[]", lrs), len(lrs))
+
+
 def optim_check(cfg: Any) -> tuple[str, str] | None:
     """None if cfg is a valid config, else (the config field that is not,
     its rule): the rules are written once, in csrc/optim.c."""

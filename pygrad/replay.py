@@ -206,9 +206,6 @@ class Tape:
                 n = done[0]
                 status = _c.tape_train_chunk(self._c, opt, ins, feeds, rows, n, iters - n, chunks.budget,
                                              losses[n:], done, failed, None if lrs is None else lrs[n:])
-                if status == _c.EBADOP and lrs is not None and not failed.node:  # (checked before a step)
-                    raise ValueError(f"Tape.train: lr[{n + int(failed.b)}] = {failed.a!r}: lr must be "
-                                     f"{_c.optim_rule('lr')}")
                 if status:
                     raise _replay_error(status, failed, losses[:done[0]], ins)
                 if progress is not None:
@@ -234,7 +231,8 @@ class Tape:
 
 def _schedule(lr: Any, iters: int, optimizer: Optimizer | None) -> np.ndarray:
     """Tape.train's lr= as a float64 array of iters learning rates, each
-    (checked by the C library before it trains, by the optimizer's rule)."""
+    valid for the optimizer (by the C library's rule: ValueError naming the
+    first that is not)."""
     if optimizer is None:
         raise ValueError("lr (a learning-rate schedule) needs an optimizer to step")
     if callable(lr):
@@ -246,7 +244,11 @@ def _schedule(lr: Any, iters: int, optimizer: Optimizer | None) -> np.ndarray:
         values = list(lr)
     if len(values) != iters:
         raise ValueError(f"lr must give one learning rate per iteration: {iters}, not {len(values)}")
-    return np.array([real(x, "a learning rate") for x in values], dtype=np.float64)
+    lrs = np.array([real(x, "a learning rate") for x in values], dtype=np.float64)
+    valid = _c.optim_check_lrs(optimizer._c, lrs)
+    if valid < iters:
+        raise ValueError(f"Tape.train: lr[{valid}] = {values[valid]!r}: lr must be {_c.optim_rule('lr')}")
+    return lrs
 
 
 def _feed_arrays(data: Any, ninputs: int) -> list[np.ndarray]:

@@ -167,6 +167,30 @@ def test_a_failure_in_a_batch_leaves_the_last_iteration_and_names_a_node():
     assert errors[0] == errors[1]
 
 
+def test_of_two_failures_the_one_the_old_order_meets_first_is_reported():
+    """Sample 0's loss fails (log of a negative) and so does a later sample's
+    layer: without batches the first is met first; with them the batch runs
+    before sample 0's loss, yet the error must be the same."""
+    random.seed(8)
+    model = MLP(2, [6, 1], act="log", bias="uniform")
+    for p in model.layers[0].parameters():
+        p.data = abs(p.data)
+    rows = [[Value(0.5), Value(1.0)], [Value(0.25), Value(2.0)], [Value(1.5), Value(0.75)]]
+    shift = Value(0.0)
+    outs = [model(r) for r in rows]
+    loss = (outs[0] - shift).log() + outs[1] + outs[2]
+    errors = []
+    for on in (1, 0):
+        t = with_batches(on, lambda: Tape(loss))
+        assert (batches(t) > 0) == bool(on)
+        shift.data, rows[2][0].data = 1e6, -1e6  # both fail
+        with pytest.raises(ValueError) as e:
+            t.forward()
+        errors.append(str(e.value))
+        shift.data, rows[2][0].data = 0.0, 1.5
+    assert errors[0] == errors[1] and errors[0].startswith("log(")
+
+
 def test_batches_write_back_inner_nodes_and_feed_inputs_from_data():
     """Inputs fed from rows of data (each row the whole batch): the inner
     products of every sample read after train() what a tape without
@@ -253,6 +277,17 @@ def test_a_bad_schedule_raises_before_anything_trains():
     with pytest.raises(ValueError, match="needs an optimizer"):
         t.train(2, lr=[0.1, 0.1])
     assert [bits(p.data) for p in m.parameters()] == before and opt.lr == 0.1 and opt.steps == 0
+
+
+def test_the_c_check_of_a_schedule_takes_its_length():
+    from pygrad._c import ffi
+    m, _ = small()
+    opt = SGD(m.parameters(), lr=0.1)
+    lrs = ffi.new("double[]", [0.1, 0.2, -0.5, 0.3])
+    assert lib.pg_optim_check_lrs(opt._c, lrs, 4) == 2 and lib.pg_optim_check_lrs(opt._c, lrs, 2) == 2
+    assert lib.pg_optim_check_lrs(ffi.NULL, lrs, 4) == lib.PG_EBADOP
+    assert lib.pg_optim_check_lrs(opt._c, lrs, -1) == lib.PG_EBADOP
+    assert lib.pg_optim_check_lrs(opt._c, ffi.NULL, 1) == lib.PG_EBADOP
 
 
 def test_a_failed_iteration_keeps_the_last_completed_iterations_lr():
