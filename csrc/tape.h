@@ -40,9 +40,6 @@
 
 enum pg__step_kind { PG__STEP_NODE, PG__STEP_NEURON, PG__STEP_LAYER, PG__STEP_BATCH };
 
-/* The samples a batch step's kernels run side by side (tape_layers.h). */
-#define PG__LANES 8
-
 /* Bits of pg__step.first and pg__term.first: the node's contribution to its
  * operand a (1) or b (2) is that operand's first in backward order, so it is
  * assigned (as 0.0 + g) instead of added (kernels.h, pg__backward_into). */
@@ -163,11 +160,12 @@ struct pg_tape {
     /* the numbers */
     uint32_t nslots;
     uint32_t *node;
-    double *mem;          /* one block: val[0], val[1], grad, scratch */
+    double *mem;          /* one block: val[0], val[1], grad, scratch (from pg__align64(mem)) */
     double *val[2], *grad;
     double *scratch;      /* 3 * widest: a layer's inputs, their grads, its neurons' grads */
     uint32_t widest;      /* the most inputs or neurons of a layer */
     double *bscratch;     /* the batch steps' scratch (tape_batch.c), or NULL */
+    double *bmem;         /* (its block, which bscratch is in, 64-byte aligned) */
 
     /* the replay's state (tape_replay.c) */
     int f;                /* the buffer of the last forward */
@@ -188,6 +186,10 @@ static inline uint32_t pg__layer_b(const pg_tape *t, const pg__layer *L, uint32_
 static inline uint32_t pg__layer_xslot(const pg_tape *t, const pg__layer *L, uint32_t k) {
     return L->xkind == PG__X_GATHER ? t->index[L->x + k] : L->x + k;
 }
+
+/* p rounded up to a 64-byte line: a block allocated 64 bytes longer holds
+ * what it was for from there. */
+static inline double *pg__align64(double *p) { return (double *)(((uintptr_t)p + 63) & ~(uintptr_t)63); }
 
 /* tape_compile.c */
 void pg__tape_free_program(pg_tape *t);

@@ -2,7 +2,7 @@
  * that the layer steps that apply the same weights to different samples
  * (an MLP called on each row of a batch, the rows' graphs summed into one
  * loss) run as one batch step, the samples in the lanes of the machine's
- * vectors (tape_layers.h, "Batches"). The numbers do not change, to the bit.
+ * vectors (tape_batches.h). The numbers do not change, to the bit.
  *
  * The members of a batch are layer steps with the same weights and biases
  * (the same slots), the same shape and activation, and inputs of their
@@ -324,12 +324,13 @@ done:
         for (size_t i = 0; i < nsteps; i++) {
             if (steps[i].kind != PG__STEP_BATCH) continue;
             const pg__layer *L = &layers[steps[i].out];
-            size_t need = (size_t)steps[i].b * (((size_t)L->nneurons + 7) / 8 * 8);
-            if ((size_t)L->n * PG__LANES > need) need = (size_t)L->n * PG__LANES;
+            size_t J8 = ((size_t)L->nneurons + 7) / 8 * 8, rows = (size_t)L->n + 1;
+            size_t need = ((size_t)steps[i].b + rows) * J8; /* (tape_batches.h) */
             if (need > widest) widest = need;
         }
-        t->bscratch = pg__realloc(NULL, widest * sizeof(double));
-        if (!t->bscratch) status = PG_ENOMEM; /* (the program stays batched: the caller frees the tape) */
+        t->bmem = pg__realloc(NULL, widest * sizeof(double) + 64);
+        if (t->bmem) t->bscratch = pg__align64(t->bmem);
+        else status = PG_ENOMEM; /* (the program stays batched: the caller frees the tape) */
     }
     pg__batcher_free(&b, keys, in_w);
     free(steps), free(layers), free(renumber);

@@ -142,9 +142,9 @@ void pg__job_free(pg__job *j) {
 
 void pg__tape_free_program(pg_tape *t) {
     free(t->steps), free(t->neurons), free(t->terms), free(t->layers), free(t->index);
-    free(t->bytes), free(t->inner), free(t->leaves), free(t->node), free(t->mem), free(t->bscratch);
+    free(t->bytes), free(t->inner), free(t->leaves), free(t->node), free(t->mem), free(t->bmem);
     free(t->plain);
-    t->bscratch = NULL, t->plain = NULL;
+    t->bscratch = NULL, t->bmem = NULL, t->plain = NULL;
     t->steps = NULL, t->neurons = NULL, t->terms = NULL, t->layers = NULL, t->index = NULL;
     t->bytes = NULL, t->inner = NULL, t->leaves = NULL, t->node = NULL, t->mem = NULL;
 }
@@ -332,6 +332,18 @@ static int pg__slot(pg__job *j, uint32_t p, uint32_t *slot) {
         return PG_OK;
     }
     return pg__new_slot(j, p, 0, slot);
+}
+
+/* Before a block of n slots in the rest's region: for n >= 8, slots holding
+ * nothing (node 0) up to a multiple of eight, so that the block starts a
+ * 64-byte line of the tape's arrays (its region does, pg__finish; the
+ * arrays do, pg__tape_alloc), where the kernels' vectors load and store it
+ * whole instead of across two lines. */
+static int pg__align_slots(pg__job *j, uint32_t n) {
+    uint32_t slot;
+    int status = PG_OK;
+    while (n >= 8 && j->nr % 8 && status == PG_OK) status = pg__new_slot(j, PG__NONE_POS, 0, &slot);
+    return status;
 }
 
 /* A slot holding the number k (an op constant). */
@@ -596,12 +608,14 @@ static int pg__emit_layer(pg__job *j, const pg__cand *c) {
         }
     }
     /* the outputs, and the sums before an activation, side by side */
+    PG__TRY(pg__align_slots(j, J));
     for (uint32_t jj = 0; jj < J; jj++) {
         PG__TRY(pg__new_slot(j, pg__neuron_at(j, c->step + jj)->top, 0, &slot));
         if (jj == 0) L.out = slot;
     }
     L.sum = L.out, L.k = PG__NOSLOT;
     if (c->act != PG_OP_leaf) {
+        PG__TRY(pg__align_slots(j, J));
         for (uint32_t jj = 0; jj < J; jj++) {
             PG__TRY(pg__new_slot(j, pg__sum_of(j, pg__neuron_at(j, c->step + jj)), 0, &slot));
             if (jj == 0) L.sum = slot;
@@ -719,8 +733,8 @@ static int pg__alloc_positions(pg__job *j) {
 /* Make the tape's arrays from the job's: slots relocated (the weights'
  * region first, after slot 0), the buffers allocated and the constants in. */
 static int pg__finish(pg_tape *t, pg__job *j) {
-    size_t nw = j->nw, nslots = 1 + nw + j->nr;
-#define PG__FINAL(s) ((s) == PG__NOSLOT ? 0 : (s) & PG__REGION_W ? 1 + ((s) & ~PG__REGION_W) : (uint32_t)(1 + nw + (s)))
+    size_t nw = j->nw, r0 = (1 + nw + 7) / 8 * 8, nslots = r0 + j->nr; /* the rest's region from slot r0 (see pg__align_slots) */
+#define PG__FINAL(s) ((s) == PG__NOSLOT ? 0 : (s) & PG__REGION_W ? 1 + ((s) & ~PG__REGION_W) : (uint32_t)(r0 + (s)))
     size_t nleaves = j->nleaves;
     t->node = pg__realloc(NULL, nslots * sizeof(uint32_t));
     t->leaves = pg__realloc(NULL, (nleaves ? nleaves : 1) * sizeof(uint32_t));
@@ -730,13 +744,13 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     t->widest = (uint32_t)(j->widest ? j->widest : 1);
     int status = pg__tape_alloc(t, 3 * (size_t)t->widest);
     if (status != PG_OK) return status;
-    t->node[0] = 0;
+    for (size_t s = 0; s < r0; s++) t->node[s] = 0;
     for (size_t s = 0; s < nw; s++) t->node[1 + s] = j->wnode[s];
-    for (size_t s = 0; s < j->nr; s++) t->node[1 + nw + s] = j->rnode[s];
-    memset(t->mem, 0, 3 * nslots * sizeof(double));
+    for (size_t s = 0; s < j->nr; s++) t->node[r0 + s] = j->rnode[s];
+    for (int a = 0; a < 3; a++) memset(a < 2 ? t->val[a] : t->grad, 0, nslots * sizeof(double));
     for (size_t i = 0; i < nleaves; i++) t->leaves[i] = PG__FINAL(j->leaves[i]);
     for (size_t i = 0; i < j->nconsts; i++) {
-        uint32_t s = 1 + (uint32_t)nw + j->consts[i].slot;
+        uint32_t s = (uint32_t)r0 + j->consts[i].slot;
         t->val[0][s] = t->val[1][s] = j->consts[i].k;
     }
     t->nleaves = (int64_t)nleaves;

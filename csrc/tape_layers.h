@@ -1,7 +1,7 @@
 /* tape_layers.h: the kernels of a layer step (tape_replay.c; tape_compile.c,
  * "Layers"): its forward (each neuron's dot product, its activation) and its
  * backward (the weights' and inputs' grads, or an SGD step taken as it
- * goes); and of a batch step (tape_batch.c; "Batches" below). Written once,
+ * goes); and, in tape_batches.h, those of a batch step. Written once,
  * included three times by tape_replay.c, which defines PG__ISA(name) to name
  * each function after the instruction set it is compiled for: plain C, and
  * AVX2 and AVX-512 where the compiler can target them. No include guard, on
@@ -48,10 +48,13 @@ static inline void PG__ISA(pg__dot4)(double acc[4], const double *w, size_t ws, 
  * once for the layer; PG_OK, or the first failure's status (*bad = j). */
 static inline int PG__ISA(pg__activate_all)(int act, uint32_t J, const double *restrict sum, double k,
                                             double *restrict out, uint32_t *bad) {
+    uint32_t j0 = 0;
+    if (act == PG_OP_relu) /* eight at a time (PG__RELU: relu_forward, lane by lane), the rest below */
+        for (; j0 + 8 <= J; j0 += 8) PG__STORE(out + j0, PG__RELU(PG__LOAD(sum + j0)));
     switch (act) {
 #define PG__CASE(name, symbol, arity, takes_k, doc)                       \
     case PG_OP_##name:                                               \
-        for (uint32_t j = 0; j < J; j++) {                           \
+        for (uint32_t j = j0; j < J; j++) {                          \
             pg__vals x = {sum[j], 0.0, k, 0.0};                      \
             int status = name##_forward(&x);                         \
             if (status != PG_OK) return *bad = j, status;            \
@@ -64,15 +67,24 @@ static inline int PG__ISA(pg__activate_all)(int act, uint32_t J, const double *r
     }
 }
 
+/* 0.0 + relu's backward for eight outputs out and their grads gout (PG__POS:
+ * relu_backward's factor, lane by lane). */
+static inline pg__v8 PG__ISA(pg__relu_grads8)(const double *out, const double *gout) {
+    return PG__ADD(PG__SPLAT(0.0), PG__MUL(PG__POS(PG__LOAD(out)), PG__LOAD(gout)));
+}
+
 /* gs[j] = 0.0 + act's backward for neuron j's output grad gout[j]: the grad
  * of its s_n, a first contribution (one parent), for j < J. */
 static inline void PG__ISA(pg__act_grads)(int act, uint32_t J, const double *restrict sum,
                                           const double *restrict out, double k, const double *restrict gout,
                                           double *restrict gs) {
+    uint32_t j0 = 0;
+    if (act == PG_OP_relu) /* eight at a time, the rest below */
+        for (; j0 + 8 <= J; j0 += 8) PG__STORE(gs + j0, PG__ISA(pg__relu_grads8)(out + j0, gout + j0));
     switch (act) {
 #define PG__CASE(name, symbol, arity, takes_k, doc)                       \
     case PG_OP_##name:                                               \
-        for (uint32_t j = 0; j < J; j++) {                           \
+        for (uint32_t j = j0; j < J; j++) {                          \
             pg__vals x = {sum[j], 0.0, k, out[j]};                   \
             gs[j] = 0.0 + name##_backward(&x, gout[j]).a;            \
         }                                                            \
@@ -196,223 +208,4 @@ static void PG__ISA(pg__layer_backward)(const pg_tape *t, const pg__layer *L, in
     }
     if (!defer && L->xkind == PG__X_GATHER)
         for (uint32_t k = 0; k < n; k++) g[t->index[L->x + k]] = gx[k];
-}
-
-
-/* ---- Batches (tape_batch.c) ----------------------------------------------
- * A batch step runs layers first .. first + B - 1, one per sample, with the
- * same weights: its members. Every number it computes is computed as the
- * member's own layer step computes it, by the same operations in the same
- * order; only what goes side by side in a vector (pg__v8, tape_replay.c)
- * differs:
- *   forward   samples in the lanes (the last one repeated to fill a block
- *             of eight), four neurons at a time: each neuron's
- *             b + w[0]*x[0] + ... in micrograd's order; then the
- *             activation, member by member;
- *   backward  each weight's and bias's grad, eight neurons in the lanes (or
- *             eight inputs, for fewer than eight neurons), its contributions
- *             added members last to first, the backward order; then each
- *             member's inputs' grads, inputs in the lanes, neurons last to
- *             first.
- * The batch's scratch (t->bscratch) holds a block's inputs in the forward,
- * and each member's neurons' inner grads 0.0 + g (rows of J rounded up to
- * eight) in the backward. */
-
-static int PG__ISA(pg__batch_forward)(const pg_tape *t, uint32_t first, uint32_t B, int act, double *v,
-                                      uint32_t *member, uint32_t *bad) {
-    const pg__layer *L0 = &t->layers[first];
-    uint32_t J = L0->nneurons, n = L0->n;
-    size_t ws = L0->wstride;
-    const double *w = v + L0->w;
-    double *X = t->bscratch, out[4][8];
-    for (uint32_t m0 = 0; m0 < B; m0 += 8) {
-        uint32_t lanes = B - m0 < 8 ? B - m0 : 8;
-        const double *xl[8]; /* each lane's inputs, where they are contiguous */
-        int shared = 1;
-        for (uint32_t l = 0; l < 8; l++) {
-            const pg__layer *L = &t->layers[first + m0 + (l < lanes ? l : lanes - 1)];
-            xl[l] = v + L->x;
-            shared &= L->xkind == PG__X_SHARED;
-        }
-        if (shared) {
-            for (uint32_t k = 0; k < n; k++)
-                for (uint32_t l = 0; l < 8; l++) X[k * 8 + l] = xl[l][k];
-        } else {
-            for (uint32_t l = 0; l < 8; l++) {
-                const pg__layer *L = &t->layers[first + m0 + (l < lanes ? l : lanes - 1)];
-                for (uint32_t k = 0; k < n; k++) X[k * 8 + l] = v[pg__layer_xslot(t, L, k)];
-            }
-        }
-        for (uint32_t j = 0; j < J; j += 4) {
-            uint32_t nq = J - j < 4 ? J - j : 4;
-            pg__v8 a0 = PG__SPLAT(v[pg__layer_b(t, L0, j)]), a1 = a0, a2 = a0, a3 = a0;
-            if (nq == 4) {
-                const double *w0 = w + j * ws, *w1 = w0 + ws, *w2 = w1 + ws, *w3 = w2 + ws;
-                a1 = PG__SPLAT(v[pg__layer_b(t, L0, j + 1)]);
-                a2 = PG__SPLAT(v[pg__layer_b(t, L0, j + 2)]);
-                a3 = PG__SPLAT(v[pg__layer_b(t, L0, j + 3)]);
-                for (uint32_t k = 0; k < n; k++) {
-                    pg__v8 x = PG__LOAD(X + k * 8);
-                    a0 = PG__ADD(a0, PG__MUL(PG__SPLAT(w0[k]), x));
-                    a1 = PG__ADD(a1, PG__MUL(PG__SPLAT(w1[k]), x));
-                    a2 = PG__ADD(a2, PG__MUL(PG__SPLAT(w2[k]), x));
-                    a3 = PG__ADD(a3, PG__MUL(PG__SPLAT(w3[k]), x));
-                }
-            } else {
-                for (uint32_t q = 0; q < nq; q++) {
-                    pg__v8 a = PG__SPLAT(v[pg__layer_b(t, L0, j + q)]);
-                    const double *wq = w + (j + q) * ws;
-                    for (uint32_t k = 0; k < n; k++) a = PG__ADD(a, PG__MUL(PG__SPLAT(wq[k]), PG__LOAD(X + k * 8)));
-                    PG__STORE(out[q], a);
-                }
-            }
-            if (nq == 4) PG__STORE(out[0], a0), PG__STORE(out[1], a1), PG__STORE(out[2], a2), PG__STORE(out[3], a3);
-            for (uint32_t l = 0; l < lanes; l++) {
-                double *sum = v + t->layers[first + m0 + l].sum + j;
-                for (uint32_t q = 0; q < nq; q++) sum[q] = out[q][l];
-            }
-        }
-    }
-    if (act == PG_OP_leaf) return PG_OK;
-    for (uint32_t m = 0; m < B; m++) {
-        const pg__layer *L = &t->layers[first + m];
-        int status = PG__ISA(pg__activate_all)(act, J, v + L->sum, v[L0->k], v + L->out, bad);
-        if (status != PG_OK) return *member = m, status;
-    }
-    return PG_OK;
-}
-
-/* The weights' and biases' grads of a batch of at least eight neurons:
- * eight neurons in the lanes, the weights of four inputs (or the biases) at
- * a time. */
-static void PG__ISA(pg__batch_wgrads)(const pg_tape *t, uint32_t first, uint32_t B, const double *v, double *g,
-                                      const double *G, uint32_t J8) {
-    const pg__layer *L0 = &t->layers[first];
-    uint32_t J = L0->nneurons, n = L0->n;
-    size_t ws = L0->wstride;
-    double acc[4][8];
-    for (uint32_t j0 = 0; j0 < J; j0 += 8) {
-        uint32_t nj = J - j0 < 8 ? J - j0 : 8;
-        for (uint32_t k0 = 0; k0 <= n; k0 += 4) {
-            uint32_t nk = n + 1 - k0 < 4 ? n + 1 - k0 : 4, kw = k0 + 4 <= n ? 4 : n - k0; /* kw weights, then a bias */
-            for (uint32_t q = 0; q < 4; q++)
-                for (uint32_t l = 0; l < 8; l++)
-                    acc[q][l] = q >= nk || l >= nj ? 0.0
-                                : g[k0 + q < n ? L0->w + (j0 + l) * ws + k0 + q : pg__layer_b(t, L0, j0 + l)];
-            pg__v8 a0 = PG__LOAD(acc[0]), a1 = PG__LOAD(acc[1]), a2 = PG__LOAD(acc[2]), a3 = PG__LOAD(acc[3]);
-            for (uint32_t m = B; m-- > 0;) {
-                const pg__layer *L = &t->layers[first + m];
-                pg__v8 gm = PG__LOAD(G + (size_t)m * J8 + j0), zero = PG__SPLAT(0.0);
-                double x[4] = {0.0, 0.0, 0.0, 0.0};
-                if (L->xkind == PG__X_SHARED && kw == 4) memcpy(x, v + L->x + k0, sizeof x);
-                else for (uint32_t q = 0; q < kw; q++) x[q] = v[pg__layer_xslot(t, L, k0 + q)];
-                if (L->wfirst) { /* the first contribution: assigned (0.0 + c) */
-                    if (kw > 0) a0 = zero;
-                    if (kw > 1) a1 = zero;
-                    if (kw > 2) a2 = zero;
-                    if (kw > 3) a3 = zero;
-                }
-                if (kw < 4 && L->bfirst) { /* the bias's lane row is kw */
-                    if (kw == 0) a0 = zero;
-                    if (kw == 1) a1 = zero;
-                    if (kw == 2) a2 = zero;
-                    if (kw == 3) a3 = zero;
-                }
-                /* rows below kw: x * g; row kw (if < 4): the bias, + g; rows past it: unused */
-                a0 = PG__ADD(a0, kw > 0 ? PG__MUL(PG__SPLAT(x[0]), gm) : gm);
-                if (nk > 1) a1 = PG__ADD(a1, kw > 1 ? PG__MUL(PG__SPLAT(x[1]), gm) : gm);
-                if (nk > 2) a2 = PG__ADD(a2, kw > 2 ? PG__MUL(PG__SPLAT(x[2]), gm) : gm);
-                if (nk > 3) a3 = PG__ADD(a3, kw > 3 ? PG__MUL(PG__SPLAT(x[3]), gm) : gm);
-            }
-            PG__STORE(acc[0], a0), PG__STORE(acc[1], a1), PG__STORE(acc[2], a2), PG__STORE(acc[3], a3);
-            for (uint32_t q = 0; q < nk; q++)
-                for (uint32_t l = 0; l < nj; l++)
-                    g[k0 + q < n ? L0->w + (j0 + l) * ws + k0 + q : pg__layer_b(t, L0, j0 + l)] = acc[q][l];
-        }
-    }
-}
-
-/* The same for fewer than eight neurons: eight inputs in the lanes. */
-static void PG__ISA(pg__batch_wgrads_narrow)(const pg_tape *t, uint32_t first, uint32_t B, const double *v,
-                                             double *g, const double *G, uint32_t J8) {
-    const pg__layer *L0 = &t->layers[first];
-    uint32_t J = L0->nneurons, n = L0->n;
-    size_t ws = L0->wstride;
-    double acc[8], x[8];
-    for (uint32_t j = 0; j < J; j++) {
-        double *gw = g + L0->w + j * ws;
-        for (uint32_t k0 = 0; k0 < n; k0 += 8) {
-            uint32_t nk = n - k0 < 8 ? n - k0 : 8;
-            for (uint32_t l = 0; l < 8; l++) acc[l] = l < nk ? gw[k0 + l] : 0.0, x[l] = 0.0;
-            pg__v8 a = PG__LOAD(acc);
-            for (uint32_t m = B; m-- > 0;) {
-                const pg__layer *L = &t->layers[first + m];
-                if (L->xkind == PG__X_SHARED && nk == 8) {
-                    memcpy(x, v + L->x + k0, sizeof x);
-                } else {
-                    for (uint32_t l = 0; l < nk; l++) x[l] = v[pg__layer_xslot(t, L, k0 + l)];
-                }
-                if (L->wfirst) a = PG__SPLAT(0.0);
-                a = PG__ADD(a, PG__MUL(PG__LOAD(x), PG__SPLAT(G[(size_t)m * J8 + j])));
-            }
-            PG__STORE(acc, a);
-            for (uint32_t l = 0; l < nk; l++) gw[k0 + l] = acc[l];
-        }
-        uint32_t b = pg__layer_b(t, L0, j);
-        double gb = g[b];
-        for (uint32_t m = B; m-- > 0;) gb = (t->layers[first + m].bfirst ? 0.0 : gb) + G[(size_t)m * J8 + j];
-        g[b] = gb;
-    }
-}
-
-static void PG__ISA(pg__batch_backward)(const pg_tape *t, uint32_t first, uint32_t B, int act, const double *v,
-                                        double *g, const uint8_t *how) {
-    const pg__layer *L0 = &t->layers[first];
-    uint32_t J = L0->nneurons, n = L0->n, J8 = (J + 7) / 8 * 8;
-    size_t ws = L0->wstride;
-    const double *w = v + L0->w;
-    double *G = t->bscratch, acc[8];
-    for (uint32_t m = 0; m < B; m++) {
-        const pg__layer *L = &t->layers[first + m];
-        double *Gm = G + (size_t)m * J8;
-        if (act != PG_OP_leaf) { /* (its grads are 0.0 + ... already) */
-            PG__ISA(pg__act_grads)(act, J, v + L->sum, v + L->out, v[L0->k], g + L->out, g + L->sum);
-            memcpy(Gm, g + L->sum, J * sizeof(double));
-        } else {
-            for (uint32_t j = 0; j < J; j++) Gm[j] = 0.0 + g[L->sum + j];
-        }
-        for (uint32_t j = J; j < J8; j++) Gm[j] = 0.0;
-    }
-    if (J >= 8) PG__ISA(pg__batch_wgrads)(t, first, B, v, g, G, J8);
-    else PG__ISA(pg__batch_wgrads_narrow)(t, first, B, v, g, G, J8);
-    /* each member's inputs, members last to first (one input can be two members') */
-    for (uint32_t m = B; m-- > 0;) {
-        if (how[first + m] & PG__DEFER_X) continue;
-        const pg__layer *L = &t->layers[first + m];
-        const double *Gm = G + (size_t)m * J8;
-        const uint8_t *xfirst = t->bytes + L->xfirst;
-        int fresh = L->xkind == PG__X_SHARED && L->xallfirst; /* contiguous, each from 0.0 */
-        for (uint32_t k0 = 0; k0 < n; k0 += 8) {
-            uint32_t nk = n - k0 < 8 ? n - k0 : 8;
-            if (!fresh || nk < 8)
-                for (uint32_t l = 0; l < 8; l++)
-                    acc[l] = l >= nk || xfirst[k0 + l] ? 0.0 : g[pg__layer_xslot(t, L, k0 + l)];
-            pg__v8 a = fresh && nk == 8 ? PG__SPLAT(0.0) : PG__LOAD(acc);
-            if (nk == 8) {
-                for (uint32_t j = J; j-- > 0;) a = PG__ADD(a, PG__MUL(PG__LOAD(w + j * ws + k0), PG__SPLAT(Gm[j])));
-            } else {
-                double wj[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-                for (uint32_t j = J; j-- > 0;) {
-                    memcpy(wj, w + j * ws + k0, nk * sizeof(double));
-                    a = PG__ADD(a, PG__MUL(PG__LOAD(wj), PG__SPLAT(Gm[j])));
-                }
-            }
-            if (fresh && nk == 8) {
-                PG__STORE(g + L->x + k0, a);
-                continue;
-            }
-            PG__STORE(acc, a);
-            for (uint32_t l = 0; l < nk; l++) g[pg__layer_xslot(t, L, k0 + l)] = acc[l];
-        }
-    }
 }

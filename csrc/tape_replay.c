@@ -43,12 +43,13 @@
 #include "tape.h"
 
 int pg__tape_alloc(pg_tape *t, size_t scratch) {
-    size_t n = t->nslots;
-    t->mem = pg__realloc(NULL, (3 * n + scratch) * sizeof(double));
+    size_t n = (t->nslots + 7) / 8 * 8; /* each array from a 64-byte line, as the kernels' vectors like */
+    t->mem = pg__realloc(NULL, (3 * n + scratch) * sizeof(double) + 64);
     t->s.how = pg__realloc(NULL, (size_t)(t->nlayers ? t->nlayers : 1) + 1);
     if (!t->mem || !t->s.how) return PG_ENOMEM;
-    t->val[0] = t->mem, t->val[1] = t->mem + n, t->grad = t->mem + 2 * n;
-    t->scratch = t->mem + 3 * n;
+    double *a = pg__align64(t->mem);
+    t->val[0] = a, t->val[1] = a + n, t->grad = a + 2 * n;
+    t->scratch = a + 3 * n;
     return PG_OK;
 }
 
@@ -148,7 +149,7 @@ static inline const double *pg__layer_x(const pg_tape *t, const pg__layer *L, co
 
 
 /* ---- layer kernels -------------------------------------------------------------
- * tape_layers.h, compiled once as plain C and, on x86 with GCC or clang,
+ * tape_layers.h and tape_batches.h, compiled once as plain C and, on x86 with GCC or clang,
  * once more for AVX2 (four doubles a vector instead of two) and once for
  * AVX-512 (eight); the tape calls the widest the CPU runs (pg__kernels). Each lane of a vector does
  * what the plain code does to one number (no fused multiply-add: the
@@ -172,6 +173,12 @@ typedef struct pg__v8 {
 #define PG__SPLAT(x) __extension__({ double s_ = (x); (pg__v8){{s_, s_, s_, s_}, {s_, s_, s_, s_}}; })
 #define PG__ADD(a, b) __extension__({ pg__v8 a_ = (a), b_ = (b); (pg__v8){a_.lo + b_.lo, a_.hi + b_.hi}; })
 #define PG__MUL(a, b) __extension__({ pg__v8 a_ = (a), b_ = (b); (pg__v8){a_.lo * b_.lo, a_.hi * b_.hi}; })
+/* relu's kernels lane by lane (kernels.h): x < 0.0 ? 0.0 : x, and (double)(x > 0.0), by masks */
+typedef long long pg__m4 __attribute__((vector_size(32), aligned(8)));
+#define PG__RELU4(x) ((pg__v4)((pg__m4)(x) & ~(pg__m4)((x) < (pg__v4){0.0, 0.0, 0.0, 0.0})))
+#define PG__POS4(x) ((pg__v4)((pg__m4)((x) > (pg__v4){0.0, 0.0, 0.0, 0.0}) & (pg__m4)(pg__v4){1.0, 1.0, 1.0, 1.0}))
+#define PG__RELU(x) __extension__({ pg__v8 x_ = (x); (pg__v8){PG__RELU4(x_.lo), PG__RELU4(x_.hi)}; })
+#define PG__POS(x) __extension__({ pg__v8 x_ = (x); (pg__v8){PG__POS4(x_.lo), PG__POS4(x_.hi)}; })
 #else
 typedef struct pg__v8 {
     double d[8];
@@ -194,15 +201,26 @@ static inline pg__v8 pg__mul8(pg__v8 a, pg__v8 b) {
     for (int l = 0; l < 8; l++) a.d[l] = a.d[l] * b.d[l];
     return a;
 }
+static inline pg__v8 pg__relu8(pg__v8 a) {
+    for (int l = 0; l < 8; l++) a.d[l] = a.d[l] < 0.0 ? 0.0 : a.d[l];
+    return a;
+}
+static inline pg__v8 pg__pos8(pg__v8 a) {
+    for (int l = 0; l < 8; l++) a.d[l] = (double)(a.d[l] > 0.0);
+    return a;
+}
 #define PG__LOAD(p) pg__load8(p)
 #define PG__STORE(p, x) memcpy((p), (x).d, sizeof(pg__v8))
 #define PG__SPLAT(x) pg__splat8(x)
 #define PG__ADD(a, b) pg__add8((a), (b))
 #define PG__MUL(a, b) pg__mul8((a), (b))
+#define PG__RELU(x) pg__relu8(x)
+#define PG__POS(x) pg__pos8(x)
 #endif
 
 #define PG__ISA(name) name##_plain
 #include "tape_layers.h"
+#include "tape_batches.h"
 #undef PG__ISA
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 /* The functions between PG__TARGET(isa) and PG__TARGET_END are compiled for isa. */
@@ -218,6 +236,7 @@ static inline pg__v8 pg__mul8(pg__v8 a, pg__v8 b) {
 PG__TARGET("avx2")
 #define PG__ISA(name) name##_avx2
 #include "tape_layers.h"
+#include "tape_batches.h"
 #undef PG__ISA
 PG__TARGET_END
 /* Once more for AVX-512, eight doubles one register. */
@@ -229,14 +248,20 @@ typedef double pg__v8w __attribute__((vector_size(64), aligned(8)));
 #undef PG__SPLAT
 #undef PG__ADD
 #undef PG__MUL
+#undef PG__RELU
+#undef PG__POS
+typedef long long pg__m8w __attribute__((vector_size(64), aligned(8)));
 #define PG__LOAD(p) (*(const pg__v8w *)(p))
 #define PG__STORE(p, x) (*(pg__v8w *)(p) = (x))
 #define PG__SPLAT(x) __extension__({ double s_ = (x); (pg__v8w){s_, s_, s_, s_, s_, s_, s_, s_}; })
 #define PG__ADD(a, b) ((a) + (b))
 #define PG__MUL(a, b) ((a) * (b))
+#define PG__RELU(x) __extension__({ pg__v8w x_ = (x); (pg__v8w)((pg__m8w)x_ & ~(pg__m8w)(x_ < PG__SPLAT(0.0))); })
+#define PG__POS(x) __extension__({ pg__v8w x_ = (x); (pg__v8w)((pg__m8w)(x_ > PG__SPLAT(0.0)) & (pg__m8w)PG__SPLAT(1.0)); })
 PG__TARGET("avx512f")
 #define PG__ISA(name) name##_avx512
 #include "tape_layers.h"
+#include "tape_batches.h"
 #undef PG__ISA
 PG__TARGET_END
 #undef pg__v8

@@ -6,7 +6,9 @@ reference engine, bit for bit; check that a reorder that would change the
 order of any node's grads is refused; and that failures, write-back, fed
 inputs and the plain kernels behave as in a tape without batches. Also
 Tape.train's learning-rate schedule (lr=), which W2's loop uses."""
+import math
 import random
+import struct
 
 import numpy as np
 import pytest
@@ -55,9 +57,17 @@ def trained(on, order="exact", iters=5, lr=0.2, **kw):
     return with_batches(on, run)
 
 
+# Shapes for the batch kernels' paths: neurons in the lanes (8 or more, a
+# last block part full: 9, 12, 20), fewer neurons member by member (1, 3,
+# 5, 7), members in fours with one to three left over, inputs 2 to 20.
+SHAPES = [{}, {"samples": 2}, {"samples": 17, "sizes": (2, [16, 16, 1])},
+          {"act": "tanh", "sizes": (4, [3, 5, 1])}, {"samples": 9, "sizes": (5, [12, 1])},
+          {"samples": 7, "sizes": (3, [9, 3, 1])}, {"samples": 5, "sizes": (2, [20, 7, 1])},
+          {"samples": 6, "sizes": (16, [8, 1])}, {"samples": 10, "sizes": (4, [16, 8, 1]), "act": "tanh"}]
+
+
 @pytest.mark.parametrize("order", ["exact", "fast"])
-@pytest.mark.parametrize("kw", [{}, {"samples": 2}, {"samples": 17, "sizes": (2, [16, 16, 1])},
-                                {"act": "tanh", "sizes": (4, [3, 5, 1])}, {"samples": 9, "sizes": (5, [12, 1])}])
+@pytest.mark.parametrize("kw", SHAPES)
 def test_batches_give_the_bits_of_layer_steps_apart(order, kw):
     if order == "fast" and max(kw.get("sizes", (3, [9]))[1][:-1] + [kw.get("sizes", (3,))[0]]) >= 16:
         pytest.skip("the fast order's layer steps of 16 inputs or more reassociate their sums, where a "
@@ -131,15 +141,74 @@ def test_shared_and_gathered_inputs_in_a_batch():
     assert on[0] > 0 and on[1:] == off[1:]
 
 
-def test_plain_and_vector_batch_kernels_give_the_same_bits():
+@pytest.mark.parametrize("kw", [{"samples": 19, "sizes": (2, [16, 16, 1])}] + SHAPES[5:])
+def test_plain_and_vector_batch_kernels_give_the_same_bits(kw):
     runs = []
     for simd in (0, 1):
         lib.pg_debug_tape_simd(simd)
         try:
-            runs.append(trained(1, samples=19, sizes=(2, [16, 16, 1])))
+            runs.append(trained(1, **kw))
         finally:
             lib.pg_debug_tape_simd(1)
     assert runs[0][0] > 0 and runs[0] == runs[1]
+
+
+def same(a, b):
+    return a == b or (a != a and b != b)  # (NaN: any NaN)
+
+
+@pytest.mark.parametrize("width", [8, 9, 16])
+def test_relus_vector_kernels_keep_minus_zero_nan_and_the_infinities(width):
+    """Sums of -0.0, 0.0, NaN, +-inf, +-tiny and ordinary numbers into relu,
+    on layers whose relu runs eight neurons at a time (in a batch and in a
+    lone layer step): relu(-0.0) is -0.0, NaN stays NaN, and the grads are
+    (out > 0) * g, all as the graph's own backward and the reference engine
+    give them."""
+    specials = [-0.0, 0.0, float("nan"), float("inf"), float("-inf"), -1.5, 2.5, 5e-324, -5e-324]
+
+    def build(engine, samples):
+        random.seed(8)
+        model = engine.MLP(2, [width, 1])
+        for j, neuron in enumerate(model.layers[0].neurons):  # sums b + (+-0.0) + (+-0.0) of row 0: b
+            neuron.b.data = specials[j % len(specials)]
+            neuron.w[0].data, neuron.w[1].data = (0.0, -0.0) if j < len(specials) else (0.5, -0.25)
+        for j, w in enumerate(model.layers[1].neurons[0].w):
+            w.data = (-1.0) ** j * (j + 1)
+        rows = [[engine.Value(-1.0), engine.Value(2.0)], [engine.Value(1.0), engine.Value(-3.0)],
+                [engine.Value(-0.0), engine.Value(0.0)]][:samples]
+        loss = sum(model(r) * (i + 1.0) for i, r in enumerate(rows))
+        return model, loss
+
+    for samples in (1, 3):  # a lone layer step, and a batch
+        def graph():
+            model, loss = build(pygrad, samples)
+            loss.backward()
+            return [(p.data, p.grad) for p in model.parameters()], state(loss)
+
+        def taped(on, simd):
+            def run():
+                model, loss = build(pygrad, samples)
+                lib.pg_debug_tape_simd(simd)
+                try:
+                    t = Tape(loss)
+                    t.forward()
+                    t.backward()
+                finally:
+                    lib.pg_debug_tape_simd(1)
+                return batches(t), [(p.data, p.grad) for p in model.parameters()], state(loss)
+            return with_batches(on, run)
+
+        want = graph()
+        got = [taped(1, 1), taped(0, 1), taped(1, 0)]
+        assert (got[0][0] > 0) == (samples > 1)
+        for g in got:
+            assert g[2] == want[1]  # every node's data and grad, to the bit
+        ref_model, ref_loss = build(reference, samples)
+        ref_loss.backward()
+        ref = [(p.data, p.grad) for p in ref_model.parameters()]
+        assert all(same(a, c) and same(b, d) for (a, b), (c, d) in zip(want[0], ref))
+        data = [struct.unpack("<d", d)[0] for d, _ in want[1]]
+        assert any(x != x for x in data) and any(x == 0.0 and math.copysign(1.0, x) < 0 for x in data)
 
 
 def test_a_failure_in_a_batch_leaves_the_last_iteration_and_names_a_node():
