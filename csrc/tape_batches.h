@@ -264,26 +264,23 @@ static void PG__ISA(pg__member_xgrads)(const pg_tape *t, const pg__layer *L, con
             }
             PG__STORE(g + L->x + k0, a), PG__STORE(g + L->x + k0 + 8, b);
         }
-    for (; k0 < n; k0 += 8) {
-        uint32_t nk = n - k0 < 8 ? n - k0 : 8;
-        if (!fresh || nk < 8)
-            for (uint32_t l = 0; l < 8; l++) acc[l] = l >= nk || xfirst[k0 + l] ? 0.0 : g[pg__layer_xslot(t, L, k0 + l)];
-        pg__v8 a = fresh && nk == 8 ? PG__SPLAT(0.0) : PG__LOAD(acc);
-        if (nk == 8) {
-            for (uint32_t j = J; j-- > 0;) a = PG__ADD(a, PG__MUL(PG__LOAD(w + j * ws + k0), PG__SPLAT(Gm[j])));
-        } else {
-            double wj[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
-            for (uint32_t j = J; j-- > 0;) {
-                memcpy(wj, w + j * ws + k0, nk * sizeof(double));
-                a = PG__ADD(a, PG__MUL(PG__LOAD(wj), PG__SPLAT(Gm[j])));
-            }
-        }
-        if (fresh && nk == 8) {
+    for (; k0 + 8 <= n; k0 += 8) {
+        if (!fresh)
+            for (uint32_t l = 0; l < 8; l++) acc[l] = xfirst[k0 + l] ? 0.0 : g[pg__layer_xslot(t, L, k0 + l)];
+        pg__v8 a = fresh ? PG__SPLAT(0.0) : PG__LOAD(acc);
+        for (uint32_t j = J; j-- > 0;) a = PG__ADD(a, PG__MUL(PG__LOAD(w + j * ws + k0), PG__SPLAT(Gm[j])));
+        if (fresh) {
             PG__STORE(g + L->x + k0, a);
             continue;
         }
         PG__STORE(acc, a);
-        for (uint32_t l = 0; l < nk; l++) g[pg__layer_xslot(t, L, k0 + l)] = acc[l];
+        for (uint32_t l = 0; l < 8; l++) g[pg__layer_xslot(t, L, k0 + l)] = acc[l];
+    }
+    for (; k0 < n; k0++) { /* the last few, one by one */
+        uint32_t s = pg__layer_xslot(t, L, k0);
+        double a = xfirst[k0] ? 0.0 : g[s];
+        for (uint32_t j = J; j-- > 0;) a = a + w[j * ws + k0] * Gm[j];
+        g[s] = a;
     }
 }
 
