@@ -1,8 +1,8 @@
 /* tape_batch.c: the batcher. It reorders a compiled program (tape.h) so
  * that the layer steps that apply the same weights to different samples
  * (an MLP called on each row of a batch, the rows' graphs summed into one
- * loss) run as one batch step, the samples in the lanes of the machine's
- * vectors (tape_batches.h). The numbers do not change, to the bit.
+ * loss) run as one batch step, side by side in the machine's vectors
+ * (tape_batches.h). The numbers do not change, to the bit.
  *
  * The members of a batch are layer steps with the same weights and biases
  * (the same slots), the same shape and activation, and inputs of their
@@ -324,8 +324,10 @@ done:
         for (size_t i = 0; i < nsteps; i++) {
             if (steps[i].kind != PG__STEP_BATCH) continue;
             const pg__layer *L = &layers[steps[i].out];
+            /* rows of J rounded up to eight (tape_batches.h): the backward's inner grads, one
+             * per member, or the forward's weights transposed, one per input and the biases */
             size_t J8 = ((size_t)L->nneurons + 7) / 8 * 8, rows = (size_t)L->n + 1;
-            size_t need = ((size_t)steps[i].b + rows) * J8; /* (tape_batches.h) */
+            size_t need = ((size_t)steps[i].b > rows ? (size_t)steps[i].b : rows) * J8;
             if (need > widest) widest = need;
         }
         t->bmem = pg__realloc(NULL, widest * sizeof(double) + 64);

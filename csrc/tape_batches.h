@@ -185,8 +185,8 @@ static void PG__ISA(pg__batch_wgrads)(const pg_tape *t, uint32_t first, uint32_t
                     pg__v8 gm = PG__LOAD(G + (size_t)m * J8 + j0);
                     double x[4] = {0.0, 0.0, 0.0, 0.0};
                     for (uint32_t q = 0; q < kw; q++) x[q] = v[shared ? L->x + k0 + q : pg__layer_xslot(t, L, k0 + q)];
-                    if (L->wfirst) {
-                        if (kw > 0) a0 = zero;
+                    if (L->wfirst) { /* (kw is 1 to 3 here) */
+                        a0 = zero;
                         if (kw > 1) a1 = zero;
                         if (kw > 2) a2 = zero;
                         if (kw > 3) a3 = zero;
@@ -244,9 +244,11 @@ static void PG__ISA(pg__batch_wgrads_narrow)(const pg_tape *t, uint32_t first, u
     }
 }
 
+/* A member whose inputs are contiguous and each get their first contribution from it. */
+static inline int PG__ISA(pg__fresh)(const pg__layer *L) { return L->xkind == PG__X_SHARED && L->xallfirst; }
+
 /* Inputs k0 .. n - 1 of member L's grads from its neurons' inner grads Gm:
  * inputs in the lanes, neurons last to first. */
-static inline int PG__ISA(pg__fresh)(const pg__layer *L) { return L->xkind == PG__X_SHARED && L->xallfirst; }
 static void PG__ISA(pg__member_xgrads)(const pg_tape *t, const pg__layer *L, const double *w, double *g,
                                        const double *Gm, uint32_t k0) {
     uint32_t J = L->nneurons, n = L->n;

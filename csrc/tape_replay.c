@@ -291,7 +291,7 @@ static const pg__layer_kernels pg__plain = {pg__layer_forward_plain, pg__layer_b
 
 /* The kernels for layers of at least PG__WIDE terms (smaller ones run the
  * plain kernels faster: a vector loop over three or four terms costs more
- * than it saves), and for every batch (its lanes are samples). */
+ * than it saves), and for every batch (its lanes are neurons or inputs). */
 #define PG__WIDE 16
 static const pg__layer_kernels *pg__wide_kernels(void) {
 #ifdef PG__HAVE_AVX2
@@ -368,7 +368,9 @@ static int pg__forward_pass(const pg_tape *t, double *v, int64_t from, int64_t b
     if (status != PG_OK && t->plain) {
         int64_t end;
         int first = pg__forward_steps(t, t->plain, t->nplain, v, 0, INT64_MAX, &end, failed);
-        if (first != PG_OK) status = first; /* (it fails: the same numbers) */
+        if (first != PG_OK) status = first; /* (it fails on the same numbers; in fast order its lone
+                                               * layers may round otherwise: if it does not, the batched
+                                               * program's failure stands) */
     }
     return status;
 }

@@ -160,8 +160,9 @@ def same(a, b):
 @pytest.mark.parametrize("width", [8, 9, 16])
 def test_relus_vector_kernels_keep_minus_zero_nan_and_the_infinities(width):
     """Sums of -0.0, 0.0, NaN, +-inf, +-tiny and ordinary numbers into relu,
-    on layers whose relu runs eight neurons at a time (in a batch and in a
-    lone layer step): relu(-0.0) is -0.0, NaN stays NaN, and the grads are
+    on layers whose relu runs eight neurons at a time (in a batch, with the
+    CPU's widest vectors, and in a lone layer step, with the plain build's):
+    relu(-0.0) is -0.0, NaN stays NaN, and the grads are
     (out > 0) * g, all as the graph's own backward and the reference engine
     give them."""
     specials = [-0.0, 0.0, float("nan"), float("inf"), float("-inf"), -1.5, 2.5, 5e-324, -5e-324]
