@@ -747,7 +747,9 @@ static int pg__finish(pg_tape *t, pg__job *j) {
     for (size_t s = 0; s < r0; s++) t->node[s] = 0;
     for (size_t s = 0; s < nw; s++) t->node[1 + s] = j->wnode[s];
     for (size_t s = 0; s < j->nr; s++) t->node[r0 + s] = j->rnode[s];
-    for (int a = 0; a < 3; a++) memset(a < 2 ? t->val[a] : t->grad, 0, nslots * sizeof(double));
+    memset(t->val[0], 0, nslots * sizeof(double));
+    memset(t->val[1], 0, nslots * sizeof(double));
+    memset(t->grad, 0, nslots * sizeof(double));
     for (size_t i = 0; i < nleaves; i++) t->leaves[i] = PG__FINAL(j->leaves[i]);
     for (size_t i = 0; i < j->nconsts; i++) {
         uint32_t s = (uint32_t)r0 + j->consts[i].slot;
